@@ -1,0 +1,231 @@
+"""The layers every t2t model is built from.
+
+Shapes use: b = batch, q/k = query/key length, l = length, e = d_model, h = heads, d = head_dim,
+f = d_ff, v = vocabulary rows.
+
+Every parameter is created with logical axis names (`vocab`, `embed`, `mlp`, `heads`, `kv`,
+`relpos_buckets`) and every large activation is constrained with its own names (`batch`, `length`,
+`act_embed`, `act_mlp`, `act_heads`, `act_kv`, `act_vocab`). Activations get names of their own so that
+FSDP can shard a parameter's `embed` axis without also sharding the activations' feature axis;
+`t2t.training.partitioning` maps all of them to mesh axes. Models only name axes; they never shard.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from t2t.models.config import TransformerConfig
+
+Array = jax.Array
+NEG_INF = -1e10  # added to masked attention logits; finite, so fully masked (padding) rows stay finite
+
+_ACTIVATION_FNS: dict[str, Callable[[Array], Array]] = {
+    "relu": nn.relu,
+    "gelu": functools.partial(nn.gelu, approximate=True),  # T5 v1.1's gated-GeLU uses the tanh form
+    "silu": nn.silu,
+    "linear": lambda x: x,
+}
+
+
+def constrain(x: Array, *names: str | None) -> Array:
+    """Annotate an activation with logical axis names (a no-op outside a mesh)."""
+    return nn.with_logical_constraint(x, names)
+
+
+class RMSNorm(nn.Module):
+    """T5's layer norm: rescale by the root mean square; no mean subtraction, no bias."""
+
+    epsilon: float = 1e-6
+    dtype: str = "float32"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:  # [..., e] -> [..., e]
+        scale = self.param(
+            "scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+            (x.shape[-1],), jnp.float32)
+        x32 = x.astype(jnp.float32)  # the mean of squares is taken in float32 even for bf16 compute
+        y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.epsilon)
+        return (y * scale).astype(self.dtype)
+
+
+class DenseGeneral(nn.Module):
+    """A bias-free linear map contracting `axis` of the input into `features`.
+
+    The kernel keeps its natural shape (e.g. [e, h, d] for a query projection) so each of its axes can
+    carry a logical name; `kernel_axes` names the input axes first, then the output axes. The init is
+    variance scaling over the fan-in of all contracted axes, with `init_scale` as the variance scale.
+    """
+
+    features: int | tuple[int, ...]
+    kernel_axes: tuple[str, ...]
+    axis: int | tuple[int, ...] = -1
+    init_scale: float = 1.0
+    init_distribution: str = "truncated_normal"
+    dtype: str = "float32"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        features = (self.features,) if isinstance(self.features, int) else tuple(self.features)
+        axis = (self.axis,) if isinstance(self.axis, int) else tuple(self.axis)
+        axis = tuple(a % x.ndim for a in axis)
+        n_in = len(axis)
+        kernel_shape = tuple(x.shape[a] for a in axis) + features
+        init = nn.initializers.variance_scaling(
+            self.init_scale, "fan_in", self.init_distribution,
+            in_axis=tuple(range(n_in)), out_axis=tuple(range(n_in, len(kernel_shape))))
+        kernel = self.param("kernel", nn.with_logical_partitioning(init, self.kernel_axes),
+                            kernel_shape, jnp.float32)
+        return jax.lax.dot_general(
+            x.astype(self.dtype), kernel.astype(self.dtype), ((axis, tuple(range(n_in))), ((), ())))
+
+
+class Embed(nn.Module):
+    """Token embedding table [v, e], usable in reverse as a tied output layer (`attend`)."""
+
+    num_embeddings: int
+    features: int
+    dtype: str = "float32"
+
+    def setup(self) -> None:
+        # T5 initialises embeddings with unit variance and does not scale them by sqrt(e).
+        self.embedding = self.param(
+            "embedding", nn.with_logical_partitioning(nn.initializers.normal(stddev=1.0),
+                                                      ("vocab", "embed")),
+            (self.num_embeddings, self.features), jnp.float32)
+
+    def __call__(self, ids: Array) -> Array:  # [b, l] int -> [b, l, e]
+        # A gather, not T5X's one-hot matmul: on CPUs and GPUs the one-hot costs 2*b*l*v*e FLOPs.
+        return jnp.take(self.embedding, ids, axis=0).astype(self.dtype)
+
+    def attend(self, x: Array) -> Array:  # [b, l, e] -> [b, l, v]
+        return jnp.einsum("ble,ve->blv", x, self.embedding.astype(self.dtype))
+
+
+def relative_position_bucket(relative_position: np.ndarray, bidirectional: bool,
+                             num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
+    """T5's bucket of each relative position (key position − query position).
+
+    Half the buckets (all of them, if causal) hold exact small distances; the rest grow
+    logarithmically up to `max_distance`, beyond which everything shares the last bucket. If
+    bidirectional, keys after the query use the upper half of the buckets.
+
+    >>> relative_position_bucket(np.array([-1000, -9, -1, 0, 1, 9, 1000]), bidirectional=True)
+    array([15,  8,  1,  0, 17, 24, 31], dtype=int32)
+    >>> relative_position_bucket(np.array([-1000, -9, -1, 0, 1]), bidirectional=False)
+    array([31,  9,  1,  0,  0], dtype=int32)
+    """
+    n = -np.asarray(relative_position)
+    bucket = np.zeros_like(n)
+    if bidirectional:
+        num_buckets //= 2
+        bucket += (n < 0) * num_buckets
+        n = np.abs(n)
+    else:
+        n = np.maximum(n, 0)
+    max_exact = num_buckets // 2
+    # max(n, 1) keeps log() finite where the exact branch is taken anyway.
+    log_ratio = np.log(np.maximum(n, 1) / max_exact) / np.log(max_distance / max_exact)
+    large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(np.int64)
+    large = np.minimum(large, num_buckets - 1)
+    return (bucket + np.where(n < max_exact, n, large)).astype(np.int32)
+
+
+class RelativePositionBias(nn.Module):
+    """A learned scalar bias per (head, relative-position bucket), added to attention logits."""
+
+    num_heads: int
+    bidirectional: bool
+    num_buckets: int = 32
+    max_distance: int = 128
+    dtype: str = "float32"
+
+    @nn.compact
+    def __call__(self, q_len: int, k_len: int) -> Array:  # -> [1, h, q, k]
+        # Buckets depend only on static shapes, so they are computed once in NumPy at trace time.
+        # With packing, positions in different segments are masked anyway, so arange offsets suffice.
+        rel = np.arange(k_len)[None, :] - np.arange(q_len)[:, None]
+        buckets = relative_position_bucket(rel, self.bidirectional, self.num_buckets,
+                                           self.max_distance)
+        table = self.param(
+            "rel_embedding",
+            nn.with_logical_partitioning(
+                nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
+                ("heads", "relpos_buckets")),
+            (self.num_heads, self.num_buckets), jnp.float32)
+        return table[:, buckets][None].astype(self.dtype)
+
+
+def attention_mask(query_segment_ids: Array, key_segment_ids: Array,
+                   causal: bool = False) -> Array:
+    """Which keys each query may see: same packed segment, neither padding (id 0), and causal if asked.
+
+    [b, q] and [b, k] -> bool [b, 1, q, k]. E.g. query segments [1, 1, 2, 0] with themselves as keys,
+    causal: row 1 sees key 0 and 1, row 2 only key 2, row 3 (padding) nothing.
+    """
+    q = query_segment_ids[:, :, None]
+    k = key_segment_ids[:, None, :]
+    mask = (q == k) & (q > 0) & (k > 0)
+    if causal:
+        q_len, k_len = query_segment_ids.shape[1], key_segment_ids.shape[1]
+        mask &= jnp.tril(jnp.ones((q_len, k_len), dtype=bool))
+    return mask[:, None]
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head dot-product attention without biases, as in T5."""
+
+    config: TransformerConfig
+
+    @nn.compact
+    def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Array | None,
+                 bias: Array | None = None, deterministic: bool = True) -> Array:
+        """[b, q, e], [b, k, e], mask [b, 1, q, k], bias [1, h, q, k] -> [b, q, e]."""
+        cfg = self.config
+        project = functools.partial(DenseGeneral, features=(cfg.num_heads, cfg.head_dim),
+                                    kernel_axes=("embed", "heads", "kv"),
+                                    init_distribution="normal", dtype=cfg.dtype)
+        # No 1/sqrt(d) on the logits: T5 folds it into the query's init (variance scaled by 1/d).
+        query = project(init_scale=1.0 / cfg.head_dim, name="query")(inputs_q)  # [b, q, h, d]
+        key = project(name="key")(inputs_kv)  # [b, k, h, d]
+        value = project(name="value")(inputs_kv)  # [b, k, h, d]
+        query, key, value = (constrain(t, "batch", "length", "act_heads", "act_kv")
+                             for t in (query, key, value))
+
+        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
+        if bias is not None:
+            logits = logits + bias.astype(jnp.float32)
+        if mask is not None:
+            logits = jnp.where(mask, logits, NEG_INF)
+        weights = jax.nn.softmax(logits).astype(cfg.dtype)  # softmax in float32 for stability
+        weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=deterministic)
+
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+        out = constrain(out, "batch", "length", "act_heads", "act_kv")
+        return DenseGeneral(cfg.d_model, axis=(-2, -1), kernel_axes=("heads", "kv", "embed"),
+                            init_distribution="normal", dtype=cfg.dtype, name="out")(out)
+
+
+class Mlp(nn.Module):
+    """Position-wise MLP; several activations are multiplied, which makes it gated (GLU variants)."""
+
+    config: TransformerConfig
+
+    @nn.compact
+    def __call__(self, x: Array, deterministic: bool = True) -> Array:  # [b, l, e] -> [b, l, e]
+        cfg = self.config
+        hidden = None
+        for i, activation in enumerate(cfg.mlp_activations):
+            name = "wi" if len(cfg.mlp_activations) == 1 else f"wi_{i}"
+            h = DenseGeneral(cfg.d_ff, kernel_axes=("embed", "mlp"), dtype=cfg.dtype, name=name)(x)
+            h = _ACTIVATION_FNS[activation](h)
+            hidden = h if hidden is None else hidden * h
+        hidden = constrain(hidden, "batch", "length", "act_mlp")  # [b, l, f]
+        hidden = nn.Dropout(cfg.dropout_rate)(hidden, deterministic=deterministic)
+        return DenseGeneral(cfg.d_model, kernel_axes=("mlp", "embed"), dtype=cfg.dtype,
+                            name="wo")(hidden)

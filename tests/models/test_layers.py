@@ -1,0 +1,99 @@
+"""Layer-level behaviour: norms, relative-position buckets, masks, attention."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from t2t.models.config import TransformerConfig
+from t2t.models.layers import (DenseGeneral, Mlp, MultiHeadAttention, RMSNorm, attention_mask,
+                               relative_position_bucket)
+
+# T5_REFERENCE §9.3: buckets hand-derived from t5x's _relative_position_bucket (32 buckets, 128).
+REL = [-1000, -200, -128, -127, -64, -32, -16, -12, -9, -8, -7, -1, 0, 1, 7, 8, 9, 12, 16, 32, 64,
+       127, 128, 200, 1000]
+ENC = [15, 15, 15, 15, 14, 12, 10, 9, 8, 8, 7, 1, 0, 17, 23, 24, 24, 25, 26, 28, 30, 31, 31, 31, 31]
+DEC = [31, 31, 31, 31, 26, 21, 16, 12, 9, 8, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_relative_position_buckets_match_hand_worked_values():
+    np.testing.assert_array_equal(relative_position_bucket(np.array(REL), True), ENC)
+    np.testing.assert_array_equal(relative_position_bucket(np.array(REL), False), DEC)
+
+
+def test_relative_position_bucket_properties():
+    rel = np.arange(-300, 301)
+    enc = relative_position_bucket(rel, True)
+    assert 16 not in enc  # bucket 16 would be "future distance 0", which cannot occur
+    assert enc[rel == -91][0] == 15 and enc[rel == -90][0] == 14  # the last bucket starts at 91
+    dec = relative_position_bucket(rel, False)
+    np.testing.assert_array_equal(dec[(rel >= -15) & (rel <= 0)], np.arange(15, -1, -1))
+    assert np.all(dec[rel >= 0] == 0)
+    assert dec[rel == -113][0] == 31 and dec[rel == -112][0] == 30
+
+
+def test_rms_norm_has_no_mean_or_bias():
+    x = jnp.array([[3.0, 4.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    norm = RMSNorm(epsilon=0.0)
+    params = norm.init(jax.random.key(0), x)
+    scale = params["params"]["scale"]
+    assert scale.value.shape == (4,) and scale.names == ("embed",)
+    y = norm.apply(params, x)
+    np.testing.assert_allclose(y[0], x[0] / 2.5, rtol=1e-6)  # rms([3,4,0,0]) = 2.5
+    np.testing.assert_allclose(y[1], x[1], rtol=1e-6)  # a constant row is not centred to zero
+
+
+def test_dense_general_contracts_several_axes_without_bias():
+    x = jax.random.normal(jax.random.key(0), (2, 3, 4, 5))
+    layer = DenseGeneral(7, axis=(-2, -1), kernel_axes=("heads", "kv", "embed"))
+    params = layer.init(jax.random.key(1), x)
+    kernel = params["params"]["kernel"].value
+    assert kernel.shape == (4, 5, 7) and set(params["params"]) == {"kernel"}
+    np.testing.assert_allclose(layer.apply(params, x), jnp.einsum("bqhd,hde->bqe", x, kernel),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_attention_mask_blocks_other_segments_padding_and_future():
+    seg = jnp.array([[1, 1, 2, 2, 0]])
+    full = attention_mask(seg, seg)[0, 0]
+    expected = np.array([[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 1, 1, 0],
+                         [0, 0, 0, 0, 0]], bool)
+    np.testing.assert_array_equal(full, expected)
+    causal = attention_mask(seg, seg, causal=True)[0, 0]
+    np.testing.assert_array_equal(causal, expected & np.tri(5, dtype=bool))
+
+
+def test_attention_has_no_logit_scaling_and_respects_mask():
+    cfg = TransformerConfig(d_model=8, num_heads=2, head_dim=4)
+    x = jax.random.normal(jax.random.key(0), (1, 3, 8))
+    attn = MultiHeadAttention(cfg)
+    params = attn.init(jax.random.key(1), x, x, None)
+    p = nn.unbox(params["params"])
+    q = jnp.einsum("ble,ehd->blhd", x, p["query"]["kernel"])
+    k = jnp.einsum("ble,ehd->blhd", x, p["key"]["kernel"])
+    v = jnp.einsum("ble,ehd->blhd", x, p["value"]["kernel"])
+    w = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k))  # no 1/sqrt(head_dim)
+    expected = jnp.einsum("bhqk,bkhd,hde->bqe", w, v, p["out"]["kernel"])
+    np.testing.assert_allclose(attn.apply(params, x, x, None), expected, rtol=1e-5, atol=1e-5)
+    # The query init carries the 1/sqrt(d) instead: its variance is 1/head_dim of the key's.
+    big = TransformerConfig(d_model=512, num_heads=8, head_dim=64)
+    xb = jnp.ones((1, 1, 512))
+    pb = MultiHeadAttention(big).init(jax.random.key(2), xb, xb, None)["params"]
+    ratio = jnp.var(pb["query"]["kernel"].value) / jnp.var(pb["key"]["kernel"].value)
+    assert ratio == pytest.approx(1 / 64, rel=0.1)
+
+
+@pytest.mark.parametrize("activations,kernels", [(("relu",), {"wi", "wo"}),
+                                                 (("gelu", "linear"), {"wi_0", "wi_1", "wo"})])
+def test_mlp_variants(activations, kernels):
+    cfg = TransformerConfig(d_model=8, d_ff=16, mlp_activations=activations)
+    x = jax.random.normal(jax.random.key(0), (2, 3, 8))
+    params = Mlp(cfg).init(jax.random.key(1), x)
+    assert set(params["params"]) == kernels
+    p = {k: v["kernel"].value for k, v in params["params"].items()}
+    if activations == ("relu",):
+        expected = jax.nn.relu(x @ p["wi"]) @ p["wo"]
+    else:
+        expected = (jax.nn.gelu(x @ p["wi_0"], approximate=True) * (x @ p["wi_1"])) @ p["wo"]
+    np.testing.assert_allclose(Mlp(cfg).apply(params, x), expected, rtol=1e-5, atol=1e-5)
