@@ -1,0 +1,42 @@
+"""Where training metrics go: `metrics.jsonl` (one JSON object per line, appended) and TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+from tensorboardX import SummaryWriter
+
+
+class MetricsWriter:
+    """Appends `{"step": s, "split": ..., name: value, ...}` lines to `run_dir/metrics.jsonl` and writes
+    the same scalars to TensorBoard event files under `run_dir/tensorboard/<split>`."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._jsonl = open(self.run_dir / "metrics.jsonl", "a", buffering=1)  # line-buffered
+        self._tensorboard: dict[str, SummaryWriter] = {}
+
+    def write(self, step: int, metrics: Mapping[str, float], split: str = "train") -> None:
+        values = {k: float(v) for k, v in metrics.items()}
+        # JSON has no NaN/Infinity; write them as strings so the file stays parseable by any reader.
+        record = {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}
+        self._jsonl.write(json.dumps({"step": int(step), "split": split, **record}) + "\n")
+        if split not in self._tensorboard:
+            self._tensorboard[split] = SummaryWriter(str(self.run_dir / "tensorboard" / split))
+        writer = self._tensorboard[split]
+        for name, value in values.items():
+            writer.add_scalar(name, value, int(step))
+
+    def flush(self) -> None:
+        self._jsonl.flush()
+        for writer in self._tensorboard.values():
+            writer.flush()
+
+    def close(self) -> None:
+        self._jsonl.close()
+        for writer in self._tensorboard.values():
+            writer.close()
