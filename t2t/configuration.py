@@ -142,4 +142,11 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], finalize: bool 
     for binding in bindings:
         _apply_binding(binding)
     if finalize:
-        gin.finalize()
+        try:
+            gin.finalize()
+        except ValueError as error:  # e.g. a %gin.REQUIRED macro left unset
+            message = str(error).splitlines()[0]
+            if m := re.match(r"(\w+)/macro\.value set to `%gin.REQUIRED`", message):
+                message = (f"macro {m.group(1)} is required but no gin file or binding sets it. "
+                           f"Set it, e.g. --gin.{m.group(1)}=...")
+            raise ConfigError(f"Incomplete configuration: {message}") from None

@@ -14,12 +14,14 @@ the rows above ``vocab_size`` are never produced by the vocabulary.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import os
 import re
 import string
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -208,6 +210,14 @@ def sentence_iterator(texts: Iterable[str]) -> Iterator[str]:
                 yield line
 
 
+def _stderr_is_a_file() -> bool:
+    try:
+        sys.stderr.fileno()
+        return True
+    except (io.UnsupportedOperation, AttributeError, ValueError):
+        return False
+
+
 def train_vocabulary(
     texts: Iterable[str],
     model_prefix: str | os.PathLike,
@@ -230,7 +240,11 @@ def train_vocabulary(
     path.parent.mkdir(parents=True, exist_ok=True)
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
-    with open(os.devnull, "w") as devnull:
+    with contextlib.ExitStack() as stack:
+        # SentencePiece silences itself by redirecting the stderr file descriptor; where stderr is
+        # not a real file (pytest capture, notebooks) it cannot, so it logs instead.
+        quiet = ({"logstream": stack.enter_context(open(os.devnull, "w"))}
+                 if _stderr_is_a_file() else {})
         spm.SentencePieceTrainer.train(
             sentence_iterator=sentence_iterator(texts),
             model_writer=model,
@@ -245,7 +259,7 @@ def train_vocabulary(
             unk_id=UNK_ID,
             bos_id=-1,
             num_threads=4,  # fixed: the thread count changes the learned pieces and scores
-            logstream=devnull,
+            **quiet,
         )
     path.write_bytes(model.getvalue())
     return path

@@ -26,8 +26,11 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, save_interval_steps=save_every,
-                enable_async_checkpointing=async_save, create=True),
+                max_to_keep=keep, enable_async_checkpointing=async_save, create=True,
+                # Only on the interval (orbax's default also saves the first step it sees).
+                save_decision_policy=ocp.checkpoint_managers.AnySavePolicy([
+                    ocp.checkpoint_managers.FixedIntervalPolicy(save_every),
+                    ocp.checkpoint_managers.PreemptionCheckpointingPolicy()])),
             item_names=("state", "data"),
         )
 

@@ -19,9 +19,11 @@ PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
     ("TPU v5p", 459e12),
     ("TPU v5 lite", 197e12),  # v5e reports "TPU v5 lite"
     ("TPU v5e", 197e12),
+    ("TPU v5", 459e12),   # v5p reports plain "TPU v5"
     ("TPU v4", 275e12),
     ("H200", 989e12),     # same compute die as H100 SXM
-    ("H100", 989e12),     # SXM; PCIe parts are lower (756e12)
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),     # SXM
     ("A100", 312e12),
 )
 

@@ -1,0 +1,131 @@
+"""The `t2t` command: usage, flag and configuration errors (exit status 2), `t2t vocab train`."""
+
+import random
+import re
+
+import pytest
+
+from t2t import cli
+from t2t.data.vocab import Vocabulary
+
+SUBJECTS = ["The old miller", "A quiet river", "Every engineer", "My grandmother", "The committee",
+            "Seven sailors", "That stubborn goat", "Our neighbour's daughter", "The orchestra",
+            "A travelling merchant", "The lighthouse keeper", "Twelve students"]
+VERBS = ["carried", "painted", "questioned", "discovered", "measured", "borrowed", "described",
+         "repaired", "followed", "forgot", "celebrated", "photographed", "abandoned", "translated"]
+OBJECTS = ["a copper kettle", "the northern bridge", "forty-two lanterns", "an unfinished symphony",
+           "the broken telescope", "several purple umbrellas", "a jar of honey",
+           "the winter harvest",
+           "three wooden chairs", "the mayor's bicycle", "an ancient manuscript", "fresh bread"]
+ENDINGS = ["before sunrise.", "during the storm!", "near the harbour.", "without any help.",
+           "while humming softly.", "in 1897.", "at exactly 5:30 pm.", "because nobody else would.",
+           "(again).", "for the village fair?", "with remarkable patience.", "under the old oak."]
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Make any attempt to train fail loudly."""
+    import t2t.training.trainer as trainer
+
+    def fail(*args, **kwargs):
+        raise AssertionError("train() must not run")
+
+    monkeypatch.setattr(trainer, "train", fail)
+
+
+@pytest.fixture(autouse=True)
+def clear_gin():
+    import gin
+
+    yield
+    gin.clear_config()
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A text file of 400 varied English sentences, each also naming a made-up place."""
+    rng = random.Random(0)
+    syllables = ["ka", "tor", "mel", "vin", "dra", "oss", "phe", "lun", "bri", "zek", "qua", "th"]
+
+    def sentence():
+        place = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))).title()
+        parts = [rng.choice(part) for part in (SUBJECTS, VERBS, OBJECTS)]
+        return f"{' '.join(parts)} from {place} {rng.choice(ENDINGS)}"
+
+    lines = [sentence() for _ in range(400)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_no_arguments_prints_usage(capsys):
+    """`t2t` alone prints the usage on stderr and exits with 2."""
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert "t2t train" in err and "t2t vocab train" in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"]])
+def test_help_exits_zero(argv, capsys):
+    """`t2t --help` prints the usage and succeeds."""
+    assert cli.main(argv) == 0
+    assert "t2t train" in capsys.readouterr().err
+
+
+def test_unknown_command_prints_usage(capsys):
+    """An unknown command is a usage error."""
+    assert cli.main(["pretrain"]) == 2
+    assert "t2t train" in capsys.readouterr().err
+
+
+def test_mistyped_macro_is_a_configuration_error(capsys, no_training):
+    """A mistyped --gin macro exits with 2 before training, naming it and the closest macro."""
+    assert cli.main(["train", "--gin.TRIAN_STEPS=5"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error" in err
+    assert "TRIAN_STEPS" in err and "TRAIN_STEPS" in err
+
+
+def test_missing_gin_file_is_a_configuration_error(capsys, no_training):
+    """`--gin_file NAME` (space-separated form) of a missing file exits with 2 naming the file."""
+    assert cli.main(["train", "--gin_file", "runs/nope.gin"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error" in err and "runs/nope.gin" in err
+
+
+def test_unknown_flag_is_rejected(capsys, no_training):
+    """A flag that is neither --gin_file nor --gin.NAME=VALUE exits with 2 and names it."""
+    assert cli.main(["train", "--bogus"]) == 2
+    assert "--bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("capture", [
+    "capfd",
+    "capsys",  # sys.stderr is not a real file here: SentencePiece must not need its fileno
+])
+def test_vocab_train_writes_a_t5_vocabulary(tmp_path, corpus, capture, request):
+    """`t2t vocab train` writes PREFIX.model with 300 pieces; loaded with T5's layout it has
+    300 + 100 sentinels = 400 ids, and the printed summary says so (also when stdout/stderr are
+    Python-level streams rather than file descriptors)."""
+    captured = request.getfixturevalue(capture)
+    prefix = tmp_path / "out" / "spm300"
+    assert cli.main(["vocab", "train", "--input", str(corpus), "--output", str(prefix),
+                     "--vocab_size", "300"]) == 0
+    model = prefix.parent / "spm300.model"
+    assert model.is_file()
+    out = captured.readouterr().out
+    assert re.search(r"300 pieces \+ 100 sentinels = 400 ids \(512 embedding rows\)", out), out
+    assert str(model) in out
+    vocab = Vocabulary(model)
+    assert vocab.vocab_size == 400
+    assert vocab.sentinel_id(0) == 399
+    text = "The old miller repaired a jar of honey before sunrise."
+    assert vocab.decode(vocab.encode(text)) == text
+
+
+def test_vocab_train_requires_input_and_output(capsys):
+    """`t2t vocab train` without --input/--output is an argparse usage error (exit 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["vocab", "train", "--output", "x"])
+    assert exit_info.value.code == 2
+    assert "--input" in capsys.readouterr().err
