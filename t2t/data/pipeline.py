@@ -25,23 +25,34 @@ import dataclasses
 import hashlib
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
 
-from t2t.data.converters import EncDecFeatureConverter
-from t2t.data.objectives import Examples, Objective, Ragged
+from t2t.data.objectives import Examples, ObjectiveProtocol, Ragged, VocabInfo
 
 
 class Vocab(Protocol):
-    """The part of a vocabulary that tokenization needs."""
+    """The part of a vocabulary that tokenization needs (``VocabInfo.from_vocabulary`` reads the rest)."""
 
     vocab_size: int
     eos_id: int
     model_sha256: str
 
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]: ...
+
+
+class Converter(Protocol):
+    """The part of a feature converter the pipeline uses (see t2t/data/converters.py)."""
+
+    feature_lengths: Mapping[str, int]
+
+    def assign_rows(self, examples: Mapping[str, Ragged], max_rows: int | None) -> np.ndarray:
+        """Row of each example for a prefix of ``examples`` (next-fit packing into ``max_rows`` rows)."""
+
+    def scatter(self, examples: Mapping[str, Ragged], rows: np.ndarray, num_rows: int) -> dict[str, np.ndarray]:
+        """The model features [num_rows, ...] of the examples placed by ``assign_rows``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +64,12 @@ class TokenizedCorpus:
     Attributes:
       tokens: [num_tokens] int32 token ids of all documents, concatenated.
       offsets: [num_docs + 1] int64, starting at 0 and ending at num_tokens.
-      vocab_size: size of the vocabulary the ids come from (sentinels included).
-      eos_id: the vocabulary's EOS id.
+      vocab: the vocabulary the ids come from (sizes, special ids, sentence ends), as objectives need it.
     """
 
     tokens: np.ndarray
     offsets: np.ndarray
-    vocab_size: int
-    eos_id: int = 1
+    vocab: VocabInfo
 
     def __post_init__(self):
         if self.offsets.ndim != 1 or len(self.offsets) < 1 or self.offsets[0] != 0 \
@@ -106,18 +115,20 @@ def tokenize_documents(texts: Iterable[str], vocab: Vocab, cache_dir: str | None
 
     Args:
       texts: the documents (read once).
-      vocab: has ``encode_batch``, ``vocab_size``, ``eos_id`` and ``model_sha256``.
+      vocab: has ``encode_batch``, ``vocab_size``, ``eos_id`` and ``model_sha256``, and what
+        ``VocabInfo.from_vocabulary`` reads (``num_pieces`` and ``model_path`` or ``id_to_piece``).
       cache_dir: directory for the cache, created if needed; None disables caching.
       batch_size: documents per ``encode_batch`` call.
     """
     texts = list(texts)
+    info = VocabInfo.from_vocabulary(vocab)
     paths = None
     if cache_dir is not None:
         key = hashlib.sha256(f"{_texts_sha256(texts)}:{vocab.model_sha256}".encode()).hexdigest()
         paths = [os.path.join(cache_dir, f"{key}.{name}.npy") for name in ("tokens", "offsets")]
         if all(os.path.exists(p) for p in paths):
             tokens, offsets = (np.load(p, mmap_mode="r") for p in paths)
-            return TokenizedCorpus(tokens, offsets, vocab.vocab_size, vocab.eos_id)
+            return TokenizedCorpus(tokens, offsets, info)
     docs = []
     for start in range(0, len(texts), batch_size):
         for ids in vocab.encode_batch(texts[start : start + batch_size]):
@@ -133,7 +144,7 @@ def tokenize_documents(texts: Iterable[str], vocab: Vocab, cache_dir: str | None
             with open(tmp, "wb") as f:
                 np.save(f, array)
             os.replace(tmp, path)
-    return TokenizedCorpus(tokens, offsets, vocab.vocab_size, vocab.eos_id)
+    return TokenizedCorpus(tokens, offsets, info)
 
 
 class Pipeline:
@@ -148,14 +159,16 @@ class Pipeline:
         pipeline.set_state(state)         # later, in a new process: the same next batch
     """
 
-    def __init__(self, corpus: TokenizedCorpus, objective: Objective, converter: EncDecFeatureConverter,
+    def __init__(self, corpus: TokenizedCorpus, objective: ObjectiveProtocol, converter: Converter,
                  batch_size: int, seed: int = 0, shuffle: bool = True, num_epochs: int | None = None,
                  block_size: int = 1024):
         """
         Args:
           corpus: the documents.
-          objective: raw segments -> {'inputs', 'targets'} examples (e.g. ``SpanCorruption()``).
-          converter: packs examples into rows; its ``feature_lengths`` set the segment length.
+          objective: raw segments -> examples (e.g. ``SpanCorruption()``); called with the
+            converter's ``feature_lengths``, which every example it returns fits.
+          converter: packs examples into rows (``assign_rows`` / ``scatter``); its ``feature_lengths``
+            set the segment length through ``objective.raw_length``.
           batch_size: rows per batch.
           seed: seeds the document order and the objective's randomness.
           shuffle: permute documents each epoch (False: corpus order, e.g. for validation).
@@ -242,7 +255,7 @@ class Pipeline:
             lengths[-1] = stop - (last - 1) * self.raw_length
             segments = Ragged(self._stream(epoch, start, stop), lengths)
             rng = np.random.default_rng([self.seed, 1, epoch, block])
-            self._blocks[key] = self.objective(segments, rng, self.corpus.vocab_size, self.corpus.eos_id)
+            self._blocks[key] = self.objective(segments, rng, self.corpus.vocab, self.converter.feature_lengths)
             if len(self._blocks) > 2:
                 self._blocks.popitem(last=False)
         return self._blocks[key]
@@ -256,7 +269,7 @@ class Pipeline:
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
-        """The next packed batch: the eight int32 [batch_size, length] converter features."""
+        """The next packed batch: the converter's int32 [batch_size, ...] features."""
         if self._done(self._epoch):
             raise StopIteration
         # Gather examples block by block until the packer closes the batch (an example does not fit)
@@ -268,18 +281,16 @@ class Pipeline:
             examples = self._block(epoch, block)
             local = example - block * self.block_size
             parts.append({k: v.slice(local, len(v)) for k, v in examples.items()})
-            inputs = np.concatenate([p["inputs"].lengths for p in parts])
-            targets = np.concatenate([p["targets"].lengths for p in parts])
-            rows = self.converter.assign_rows(inputs, targets, self.batch_size)
-            if len(rows) < len(inputs):
+            merged = {k: Ragged.concat([p[k] for p in parts]) for k in parts[0]}
+            rows = self.converter.assign_rows(merged, self.batch_size)
+            if len(rows) < len(next(iter(merged.values()))):
                 break
-            example = block * self.block_size + len(examples["inputs"])
+            example = block * self.block_size + len(next(iter(examples.values())))
             if example == self.examples_per_epoch:
                 epoch, example = epoch + 1, 0
                 if self._done(epoch):
                     break
-        batch = self.converter.scatter({k: Ragged.concat([p[k] for p in parts]) for k in ("inputs", "targets")},
-                                       rows, self.batch_size)
+        batch = self.converter.scatter(merged, rows, self.batch_size)
         self._advance(len(rows))
         return batch
 

@@ -7,17 +7,19 @@ import zlib
 import numpy as np
 import pytest
 
-from t2t.data.converters import EncDecFeatureConverter
-from t2t.data.objectives import SpanCorruption
+from t2t.data.converters import DecoderFeatureConverter, EncDecFeatureConverter, EncoderFeatureConverter
+from t2t.data.objectives import LM, BertMLM, SpanCorruption, VocabInfo, iid_15_u_u
 from t2t.data.pipeline import Pipeline, TokenizedCorpus, tokenize_documents
 
 VOCAB_SIZE = 1000
+VOCAB = VocabInfo.simple(VOCAB_SIZE)  # 900 pieces + 100 sentinels
 
 
 class FakeVocab:
     """Whitespace words hashed to ids 3..802 (below the sentinels 900..999)."""
 
     vocab_size = VOCAB_SIZE
+    num_pieces = 900
     eos_id = 1
 
     def __init__(self, model_sha256="fake-model-1"):
@@ -27,6 +29,9 @@ class FakeVocab:
     def encode_batch(self, texts):
         self.calls += 1
         return [np.array([3 + zlib.crc32(w.encode()) % 800 for w in t.split()], np.int32) for t in texts]
+
+    def id_to_piece(self, i):
+        return "." if i == 5 else f"w{i}"
 
 
 class ShortSegments(SpanCorruption):
@@ -41,7 +46,7 @@ def make_corpus(num_docs=60, seed=0):
     rng = np.random.default_rng(seed)
     docs = [np.concatenate([[3 + i], rng.integers(100, 800, size=rng.integers(0, 80))]) for i in range(num_docs)]
     offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
-    return TokenizedCorpus(np.concatenate(docs).astype(np.int32), offsets, VOCAB_SIZE, 1)
+    return TokenizedCorpus(np.concatenate(docs).astype(np.int32), offsets, VOCAB)
 
 
 def make_pipeline(corpus=None, batch_size=4, packed=True, **kwargs):
@@ -94,9 +99,11 @@ def test_tokenize_documents_drops_empty_and_caches(tmp_path):
     corpus = tokenize_documents(texts, vocab, cache_dir=str(tmp_path))
     assert corpus.num_docs == 3 and corpus.num_tokens == 6
     assert corpus.offsets.tolist() == [0, 3, 5, 6] and corpus.tokens.dtype == np.int32
-    assert corpus.vocab_size == VOCAB_SIZE and corpus.eos_id == 1
+    assert corpus.vocab.vocab_size == VOCAB_SIZE and corpus.vocab.num_pieces == 900 and corpus.vocab.eos_id == 1
+    assert np.flatnonzero(corpus.vocab.sentence_end).tolist() == [5]
     assert len(list(tmp_path.glob("*.npy"))) == 2
     cached = tokenize_documents(iter(texts), vocab, cache_dir=str(tmp_path))
+    assert cached.vocab.vocab_size == VOCAB_SIZE
     assert vocab.calls == 1  # served from the cache
     np.testing.assert_array_equal(cached.tokens, corpus.tokens)
     np.testing.assert_array_equal(cached.offsets, corpus.offsets)
@@ -107,9 +114,9 @@ def test_tokenize_documents_drops_empty_and_caches(tmp_path):
 
 
 def test_unigram_entropy():
-    corpus = TokenizedCorpus(np.array([3, 4, 5, 6] * 5, np.int32), np.array([0, 7, 20]), VOCAB_SIZE)
+    corpus = TokenizedCorpus(np.array([3, 4, 5, 6] * 5, np.int32), np.array([0, 7, 20]), VOCAB)
     assert corpus.unigram_entropy() == pytest.approx(math.log(4))
-    assert TokenizedCorpus(np.array([7, 7], np.int32), np.array([0, 2]), VOCAB_SIZE).unigram_entropy() == 0.0
+    assert TokenizedCorpus(np.array([7, 7], np.int32), np.array([0, 2]), VOCAB).unigram_entropy() == 0.0
 
 
 # ----- determinism and state -----
@@ -235,7 +242,7 @@ def test_validation_stream_is_fixed():
 
 
 def test_empty_corpus():
-    empty = TokenizedCorpus(np.zeros(0, np.int32), np.array([0]), VOCAB_SIZE)
+    empty = TokenizedCorpus(np.zeros(0, np.int32), np.array([0]), VOCAB)
     with pytest.raises(ValueError, match="empty"):
         make_pipeline(empty)
     with pytest.raises(ValueError, match="empty"):
@@ -243,7 +250,7 @@ def test_empty_corpus():
 
 
 def test_corpus_shorter_than_a_segment():
-    tiny = TokenizedCorpus(np.arange(3, 13, dtype=np.int32), np.array([0, 10]), VOCAB_SIZE)
+    tiny = TokenizedCorpus(np.arange(3, 13, dtype=np.int32), np.array([0, 10]), VOCAB)
     with pytest.raises(ValueError, match="fewer than one segment of 20 raw tokens"):
         make_pipeline(tiny)
 
@@ -260,10 +267,50 @@ def test_span_corruption_at_t5_lengths():
     """Full 568-token segments fill rows exactly at 512 / 114; the feature lengths are checked."""
     rng = np.random.default_rng(0)
     corpus = TokenizedCorpus(rng.integers(3, 800, size=5000).astype(np.int32), np.array([0, 2000, 5000]),
-                             VOCAB_SIZE)
+                             VOCAB)
     pipeline = Pipeline(corpus, SpanCorruption(), EncDecFeatureConverter({"inputs": 512, "targets": 114}),
                         batch_size=4, num_epochs=1, shuffle=False)
     first = next(pipeline)
     assert (first["encoder_segment_ids"] == 1).all() and (first["decoder_segment_ids"] == 1).all()
     with pytest.raises(ValueError, match="needs targets >= 114"):
         Pipeline(corpus, SpanCorruption(), EncDecFeatureConverter({"inputs": 512, "targets": 100}), batch_size=4)
+
+
+# ----- other objectives and model families -----
+
+
+def test_random_length_objective_fits_the_converter():
+    """iid_15_u_u's targets vary; at 64 / 32 the objective re-draws the rare long rows, nothing is cut."""
+    rng = np.random.default_rng(0)
+    corpus = TokenizedCorpus(rng.integers(3, 800, size=20000).astype(np.int32), np.array([0, 20000]), VOCAB)
+    objective = iid_15_u_u()
+    converter = EncDecFeatureConverter({"inputs": 64, "targets": 32})
+    pipeline = Pipeline(corpus, objective, converter, batch_size=8, num_epochs=1, block_size=64)
+    assert pipeline.raw_length == 63
+    batches = list(pipeline)
+    used = sum(int((b["decoder_segment_ids"] > 0).any(axis=1).sum()) for b in batches)
+    assert used >= pipeline.examples_per_epoch // 3  # several examples per row, every one fitted
+
+
+def test_bert_through_the_encoder_converter():
+    corpus = make_corpus()
+    converter = EncoderFeatureConverter({"inputs": 24})
+    pipeline = Pipeline(corpus, BertMLM(), converter, batch_size=4, block_size=8, seed=0)
+    assert pipeline.raw_length == 21
+    a = take(pipeline, 3)
+    assert set(a[0]) == set(EncoderFeatureConverter.FEATURES)
+    assert (a[0]["encoder_input_tokens"][:, 0] == VOCAB.cls_id).all()
+    assert a[0]["nsp_loss_weights"].sum() == 4 and a[0]["mlm_loss_weights"].sum() >= 4
+    resumed = Pipeline(corpus, BertMLM(), converter, batch_size=4, block_size=8, seed=0)
+    resumed.set_state({"epoch": 0, "example": 4, "seed": 0})
+    assert_batches_equal(take(resumed, 2), a[1:])
+
+
+def test_lm_through_the_decoder_converter():
+    corpus = make_corpus()
+    converter = DecoderFeatureConverter({"targets": 16})
+    pipeline = Pipeline(corpus, LM(), converter, batch_size=4, block_size=8, shuffle=False, num_epochs=1)
+    assert pipeline.raw_length == 15
+    batches = list(pipeline)
+    tokens = np.concatenate([b["decoder_target_tokens"][b["decoder_segment_ids"] > 0] for b in batches])
+    assert tokens[tokens != 1].tolist() == corpus.tokens.tolist()  # the stream, cut into segments + EOS
