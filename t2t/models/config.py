@@ -8,7 +8,9 @@ from typing import Any
 
 import gin
 
-ACTIVATIONS = ("relu", "gelu", "silu", "linear")
+ACTIVATIONS = ("relu", "gelu", "gelu_exact", "silu", "linear")
+FAMILIES = ("encoder_decoder", "decoder_only", "encoder_only")
+ENCODER_HEADS = ("mlm", "nsp", "sequence_classification", "token_classification")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,30 @@ class TransformerConfig:
         one (heads x buckets) table per stack, shared by its layers.
       layer_norm_epsilon: RMSNorm's epsilon.
       dtype: compute dtype of activations ("float32" or "bfloat16"); parameters stay float32.
+      family: "encoder_decoder" (T5, BART), "decoder_only" (GPT, causal or prefix LM) or
+        "encoder_only" (BERT, RoBERTa).
+      shared_encoder_decoder: the encoder runs the decoder's layers (without cross-attention), so
+        the two share parameters (T5 Table 2's "Enc-dec, shared").
+      prefix_lm: decoder-only with fully visible attention over the inputs part (T5's prefix LM);
+        its relative positions are bidirectional.
+      position_embedding: "relative" (T5's bias), "learned" (BERT, GPT-2) or "sinusoidal"
+        (the original Transformer); the absolute kinds are added to the token embedding.
+      max_length: positions an absolute position embedding covers.
+      type_vocab_size: BERT's token-type (segment A/B) embedding rows; 0 for none.
+      norm: "rms" (T5: no mean, no bias) or "layer_norm" (with mean and bias: BERT, GPT-2).
+      norm_position: "pre" (T5, GPT-2: norm each sub-layer's input, final norm after the stack) or
+        "post" (BERT, the original Transformer: norm after each residual addition).
+      embedding_norm: norm the embeddings before the stack (BERT).
+      use_bias: biases in dense layers (BERT, GPT-2; T5 has none).
+      init_std: None for T5's variance-scaling initialisation; a float for BERT/GPT's
+        normal(0, init_std) kernels and embeddings.
+      rescale_tied_logits: divide tied logits by sqrt(d_model) (T5 v1.0, whose embeddings have unit
+        variance); BERT and GPT-2 tie without rescaling.
+      scale_embeddings: multiply token embeddings by sqrt(d_model) (the original Transformer).
+      encoder_heads: outputs of an encoder-only model: "mlm" (masked LM, tied to the embedding),
+        "nsp" (next-sentence prediction from the pooled first token), "sequence_classification"
+        (pooled first token) and "token_classification" (every token).
+      num_labels: classes of the classification heads.
     """
 
     vocab_size: int | None = None
@@ -50,6 +76,21 @@ class TransformerConfig:
     relative_attention_max_distance: int = 128
     layer_norm_epsilon: float = 1e-6
     dtype: str = "float32"
+    family: str = "encoder_decoder"
+    shared_encoder_decoder: bool = False
+    prefix_lm: bool = False
+    position_embedding: str = "relative"
+    max_length: int = 512
+    type_vocab_size: int = 0
+    norm: str = "rms"
+    norm_position: str = "pre"
+    embedding_norm: bool = False
+    use_bias: bool = False
+    init_std: float | None = None
+    rescale_tied_logits: bool = True
+    scale_embeddings: bool = False
+    encoder_heads: tuple[str, ...] = ("mlm",)
+    num_labels: int = 2
 
     def __post_init__(self) -> None:
         for act in self.mlp_activations:
@@ -57,8 +98,19 @@ class TransformerConfig:
                 raise ValueError(f"Unknown MLP activation {act!r}; choose from {ACTIVATIONS}.")
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}.")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}.")
+        choices = {"dtype": ("float32", "bfloat16"), "family": FAMILIES,
+                   "position_embedding": ("relative", "learned", "sinusoidal"),
+                   "norm": ("rms", "layer_norm"), "norm_position": ("pre", "post")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        for head in self.encoder_heads:
+            if head not in ENCODER_HEADS:
+                raise ValueError(f"Unknown encoder head {head!r}; choose from {ENCODER_HEADS}.")
+        if self.prefix_lm and self.family != "decoder_only":
+            raise ValueError("prefix_lm applies to the decoder_only family only.")
+        if self.shared_encoder_decoder and self.family != "encoder_decoder":
+            raise ValueError("shared_encoder_decoder applies to the encoder_decoder family only.")
 
     def replace(self, **changes: Any) -> "TransformerConfig":
         """A copy with `changes`; unknown field names fail with the closest valid name."""

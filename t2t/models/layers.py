@@ -27,7 +27,8 @@ NEG_INF = -1e10  # added to masked attention logits; finite, so fully masked (pa
 
 _ACTIVATION_FNS: dict[str, Callable[[Array], Array]] = {
     "relu": nn.relu,
-    "gelu": functools.partial(nn.gelu, approximate=True),  # T5 v1.1's gated-GeLU uses the tanh form
+    "gelu": functools.partial(nn.gelu, approximate=True),  # T5 v1.1 and GPT-2 use the tanh form
+    "gelu_exact": functools.partial(nn.gelu, approximate=False),  # BERT uses the erf form
     "silu": nn.silu,
     "linear": lambda x: x,
 }
@@ -54,6 +55,32 @@ class RMSNorm(nn.Module):
         return (y * scale).astype(self.dtype)
 
 
+class LayerNorm(nn.Module):
+    """Standard layer norm with scale and bias (BERT, GPT-2)."""
+
+    epsilon: float = 1e-6
+    dtype: str = "float32"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:  # [..., e] -> [..., e]
+        features = (x.shape[-1],)
+        scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+                           features, jnp.float32)
+        bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+                          features, jnp.float32)
+        x32 = x.astype(jnp.float32)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon)
+        return (y * scale + bias).astype(self.dtype)
+
+
+def make_norm(config: TransformerConfig, name: str) -> nn.Module:
+    """The configured norm: T5's RMSNorm or a LayerNorm with bias."""
+    cls = RMSNorm if config.norm == "rms" else LayerNorm
+    return cls(config.layer_norm_epsilon, config.dtype, name=name)
+
+
 class DenseGeneral(nn.Module):
     """A bias-free linear map contracting `axis` of the input into `features`.
 
@@ -67,6 +94,8 @@ class DenseGeneral(nn.Module):
     axis: int | tuple[int, ...] = -1
     init_scale: float = 1.0
     init_distribution: str = "truncated_normal"
+    init_std: float | None = None
+    use_bias: bool = False
     dtype: str = "float32"
 
     @nn.compact
@@ -76,13 +105,28 @@ class DenseGeneral(nn.Module):
         axis = tuple(a % x.ndim for a in axis)
         n_in = len(axis)
         kernel_shape = tuple(x.shape[a] for a in axis) + features
-        init = nn.initializers.variance_scaling(
-            self.init_scale, "fan_in", self.init_distribution,
-            in_axis=tuple(range(n_in)), out_axis=tuple(range(n_in, len(kernel_shape))))
+        if self.init_std is None:
+            init = nn.initializers.variance_scaling(
+                self.init_scale, "fan_in", self.init_distribution,
+                in_axis=tuple(range(n_in)), out_axis=tuple(range(n_in, len(kernel_shape))))
+        else:  # BERT/GPT: a fixed std, with init_scale still applied to the variance
+            init = nn.initializers.normal(self.init_std * self.init_scale**0.5)
         kernel = self.param("kernel", nn.with_logical_partitioning(init, self.kernel_axes),
                             kernel_shape, jnp.float32)
-        return jax.lax.dot_general(
+        y = jax.lax.dot_general(
             x.astype(self.dtype), kernel.astype(self.dtype), ((axis, tuple(range(n_in))), ((), ())))
+        if self.use_bias:
+            bias = self.param("bias", nn.with_logical_partitioning(
+                nn.initializers.zeros, self.kernel_axes[n_in:]), features, jnp.float32)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
+def dense(config: TransformerConfig, features: int | tuple[int, ...], kernel_axes: tuple[str, ...],
+          name: str, **kwargs) -> DenseGeneral:
+    """A DenseGeneral with the config's dtype, bias and initialisation."""
+    return DenseGeneral(features, kernel_axes, use_bias=config.use_bias, init_std=config.init_std,
+                        dtype=config.dtype, name=name, **kwargs)
 
 
 class Embed(nn.Module):
@@ -91,12 +135,13 @@ class Embed(nn.Module):
     num_embeddings: int
     features: int
     dtype: str = "float32"
+    init_std: float = 1.0  # T5: unit variance; BERT/GPT: 0.02
+    axis_name: str = "vocab"
 
     def setup(self) -> None:
-        # T5 initialises embeddings with unit variance and does not scale them by sqrt(e).
         self.embedding = self.param(
-            "embedding", nn.with_logical_partitioning(nn.initializers.normal(stddev=1.0),
-                                                      ("vocab", "embed")),
+            "embedding", nn.with_logical_partitioning(nn.initializers.normal(self.init_std),
+                                                      (self.axis_name, "embed")),
             (self.num_embeddings, self.features), jnp.float32)
 
     def __call__(self, ids: Array) -> Array:  # [b, l] int -> [b, l, e]
@@ -105,6 +150,18 @@ class Embed(nn.Module):
 
     def attend(self, x: Array) -> Array:  # [b, l, e] -> [b, l, v]
         return jnp.einsum("ble,ve->blv", x, self.embedding.astype(self.dtype))
+
+
+def sinusoidal_positions(positions: Array, features: int, max_timescale: float = 1e4) -> Array:
+    """The original Transformer's fixed position encodings: [b, l] positions -> [b, l, e] float32.
+
+    Half the features are sines, half cosines, at timescales from 1 to `max_timescale` (Vaswani et
+    al. 2017 §3.5, in the concatenated rather than interleaved layout).
+    """
+    half = features // 2
+    timescales = max_timescale ** (-jnp.arange(half, dtype=jnp.float32) / max(half - 1, 1))
+    angles = positions[..., None].astype(jnp.float32) * timescales
+    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
 
 
 def relative_position_bucket(relative_position: np.ndarray, bidirectional: bool,
@@ -140,18 +197,16 @@ class RelativePositionBias(nn.Module):
     """A learned scalar bias per (head, relative-position bucket), added to attention logits."""
 
     num_heads: int
-    bidirectional: bool
     num_buckets: int = 32
     max_distance: int = 128
     dtype: str = "float32"
 
     @nn.compact
-    def __call__(self, q_len: int, k_len: int) -> Array:  # -> [1, h, q, k]
+    def __call__(self, q_len: int, k_len: int, bidirectional: bool) -> Array:  # -> [1, h, q, k]
         # Buckets depend only on static shapes, so they are computed once in NumPy at trace time.
         # With packing, positions in different segments are masked anyway, so arange offsets suffice.
         rel = np.arange(k_len)[None, :] - np.arange(q_len)[:, None]
-        buckets = relative_position_bucket(rel, self.bidirectional, self.num_buckets,
-                                           self.max_distance)
+        buckets = relative_position_bucket(rel, bidirectional, self.num_buckets, self.max_distance)
         table = self.param(
             "rel_embedding",
             nn.with_logical_partitioning(
@@ -161,19 +216,26 @@ class RelativePositionBias(nn.Module):
         return table[:, buckets][None].astype(self.dtype)
 
 
-def attention_mask(query_segment_ids: Array, key_segment_ids: Array,
-                   causal: bool = False) -> Array:
+def attention_mask(query_segment_ids: Array, key_segment_ids: Array, causal: bool = False,
+                   bidirectional: Array | None = None) -> Array:
     """Which keys each query may see: same packed segment, neither padding (id 0), and causal if asked.
 
     [b, q] and [b, k] -> bool [b, 1, q, k]. E.g. query segments [1, 1, 2, 0] with themselves as keys,
     causal: row 1 sees key 0 and 1, row 2 only key 2, row 3 (padding) nothing.
+
+    `bidirectional` ([b, l], self-attention only) marks a prefix LM's fully visible positions: two
+    marked positions of one segment see each other even when causal (seqio's
+    `decoder_causal_attention`, which covers the inputs plus the first target position).
     """
     q = query_segment_ids[:, :, None]
     k = key_segment_ids[:, None, :]
     mask = (q == k) & (q > 0) & (k > 0)
     if causal:
         q_len, k_len = query_segment_ids.shape[1], key_segment_ids.shape[1]
-        mask &= jnp.tril(jnp.ones((q_len, k_len), dtype=bool))
+        visible = jnp.tril(jnp.ones((q_len, k_len), dtype=bool))[None]
+        if bidirectional is not None:
+            visible = visible | (bidirectional[:, :, None] > 0) & (bidirectional[:, None, :] > 0)
+        mask &= visible
     return mask[:, None]
 
 
@@ -187,9 +249,8 @@ class MultiHeadAttention(nn.Module):
                  bias: Array | None = None, deterministic: bool = True) -> Array:
         """[b, q, e], [b, k, e], mask [b, 1, q, k], bias [1, h, q, k] -> [b, q, e]."""
         cfg = self.config
-        project = functools.partial(DenseGeneral, features=(cfg.num_heads, cfg.head_dim),
-                                    kernel_axes=("embed", "heads", "kv"),
-                                    init_distribution="normal", dtype=cfg.dtype)
+        project = functools.partial(dense, cfg, (cfg.num_heads, cfg.head_dim),
+                                    ("embed", "heads", "kv"), init_distribution="normal")
         # No 1/sqrt(d) on the logits: T5 folds it into the query's init (variance scaled by 1/d).
         query = project(init_scale=1.0 / cfg.head_dim, name="query")(inputs_q)  # [b, q, h, d]
         key = project(name="key")(inputs_kv)  # [b, k, h, d]
@@ -207,8 +268,8 @@ class MultiHeadAttention(nn.Module):
 
         out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
         out = constrain(out, "batch", "length", "act_heads", "act_kv")
-        return DenseGeneral(cfg.d_model, axis=(-2, -1), kernel_axes=("heads", "kv", "embed"),
-                            init_distribution="normal", dtype=cfg.dtype, name="out")(out)
+        return dense(cfg, cfg.d_model, ("heads", "kv", "embed"), "out", axis=(-2, -1),
+                     init_distribution="normal")(out)
 
 
 class Mlp(nn.Module):
@@ -222,10 +283,9 @@ class Mlp(nn.Module):
         hidden = None
         for i, activation in enumerate(cfg.mlp_activations):
             name = "wi" if len(cfg.mlp_activations) == 1 else f"wi_{i}"
-            h = DenseGeneral(cfg.d_ff, kernel_axes=("embed", "mlp"), dtype=cfg.dtype, name=name)(x)
+            h = dense(cfg, cfg.d_ff, ("embed", "mlp"), name)(x)
             h = _ACTIVATION_FNS[activation](h)
             hidden = h if hidden is None else hidden * h
         hidden = constrain(hidden, "batch", "length", "act_mlp")  # [b, l, f]
         hidden = nn.Dropout(cfg.dropout_rate)(hidden, deterministic=deterministic)
-        return DenseGeneral(cfg.d_model, kernel_axes=("mlp", "embed"), dtype=cfg.dtype,
-                            name="wo")(hidden)
+        return dense(cfg, cfg.d_model, ("mlp", "embed"), "wo")(hidden)

@@ -19,6 +19,19 @@ PUBLISHED = {
     "t5_1_1/large": 783_150_080,
     "t5_1_1/xl": 2_849_757_184,
     "t5_1_1/xxl": 11_135_332_352,
+    # GPT-2 (nanoGPT's exact counts for the released checkpoints; T5_REFERENCE §9.4).
+    "gpt2/small": 124_439_808,
+    "gpt2/medium": 354_823_168,
+    "gpt2/large": 774_030_080,
+    "gpt2/xl": 1_557_611_200,
+    # BERT with its MLM and NSP heads (HF BertForPreTraining: bert-base-uncased has 110,106,428).
+    "bert/base": 110_106_428,
+    # T5 Table 2 at BERT-base size (T5_REFERENCE §3: 222.9M / 138.0M / 123.8M / 109.6M).
+    "t5_table2/encoder_decoder": 222_903_552,
+    "t5_table2/shared": 137_949_312,
+    "t5_table2/encoder_decoder_half": 123_790_080,
+    "t5_table2/language_model": 109_628_544,
+    "t5_table2/prefix_lm": 109_628_544,
 }
 
 
@@ -42,6 +55,23 @@ def _formula(cfg):
 def test_tiny_sizes_follow_the_formula(name):
     cfg = get_size(name).replace(vocab_size=8192)
     assert count_params(cfg) == _formula(cfg)
+
+
+def test_bert_backbone_is_110m_and_large_340m():
+    """BERT §3: base L=12, H=768, A=12, 110M; large L=24, H=1024, A=16, 340M (without the
+    pretraining heads: embeddings + encoder + pooler, 109.5M and 335.1M)."""
+    import jax
+    import numpy as np
+
+    from t2t.models.families import build_model, dummy_batch
+
+    for name, expected in (("bert/base", 109_482_240), ("bert/large", 335_141_888)):
+        cfg = get_size(name)
+        shapes = jax.eval_shape(build_model(cfg).init, jax.random.key(0), dummy_batch(cfg))
+        params = shapes["params"]
+        backbone = sum(int(np.prod(x.shape)) for k in ("embedder", "encoder", "pooler")
+                       for x in jax.tree.leaves(params[k]))
+        assert backbone == expected
 
 
 def test_versions_differ_as_published():
