@@ -1,6 +1,8 @@
-"""Cross-entropy with z-loss, summed over real target tokens."""
+"""Cross-entropy with z-loss, summed over real target tokens, for every head of every family."""
 
 from __future__ import annotations
+
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -31,3 +33,54 @@ def cross_entropy_with_z_loss(logits: Array, targets: Array, weights: Array,
         "correct": jnp.sum((jnp.argmax(logits, axis=-1) == targets) * weights),
         "weight": jnp.sum(weights),
     }
+
+
+# Each model output (see t2t.models.families) and the features it is scored against.
+HEAD_TARGETS: dict[str, tuple[str, str]] = {
+    "logits": ("decoder_target_tokens", "decoder_loss_weights"),
+    "mlm_logits": ("mlm_target_tokens", "mlm_loss_weights"),
+    "classification_logits": ("classification_labels", "classification_loss_weights"),
+    "token_logits": ("token_labels", "token_loss_weights"),
+    "nsp_logits": ("nsp_labels", "nsp_loss_weights"),
+}
+
+
+def _prefix(head: str, primary: str) -> str:
+    """Metric-name prefix of a head: none for the primary one, e.g. "nsp_" for the others."""
+    return "" if head == primary else head.removesuffix("_logits") + "_"
+
+
+def primary_head(outputs: Mapping[str, Array]) -> str:
+    """The head whose loss is reported as plain `loss` (the first in HEAD_TARGETS' order)."""
+    return next(h for h in HEAD_TARGETS if h in outputs)
+
+
+def model_loss(outputs: Mapping[str, Array], batch: Mapping[str, Array],
+               z_loss: float = 1e-4) -> tuple[Array, dict[str, Array]]:
+    """The training loss and summed metric terms of every head of a model's outputs.
+
+    The loss adds, over heads, each head's per-token mean (cross-entropy + z-loss) — BERT's
+    MLM + NSP sum. Terms are sums (see `cross_entropy_with_z_loss`), named plainly for the primary
+    head and with the head's prefix for the others (e.g. `nsp_correct`).
+    """
+    primary = primary_head(outputs)
+    loss, terms = 0.0, {}
+    for head, logits in outputs.items():
+        targets, weights = HEAD_TARGETS[head]
+        head_terms = cross_entropy_with_z_loss(logits, batch[targets], batch[weights], z_loss)
+        loss = loss + ((head_terms["cross_entropy"] + head_terms["z_loss"])
+                       / jnp.maximum(head_terms["weight"], 1.0))
+        terms.update({_prefix(head, primary) + k: v for k, v in head_terms.items()})
+    return loss, terms
+
+
+def per_token_metrics(terms: Mapping[str, float]) -> dict[str, float]:
+    """Summed terms (possibly added over steps or batches) -> per-token loss, z-loss and accuracy
+    for each head: `loss`, `accuracy`, ... for the primary head, `nsp_loss`, ... for the others."""
+    out = {}
+    for prefix in sorted({k[: -len("weight")] for k in terms if k.endswith("weight")}):
+        weight = max(float(terms[prefix + "weight"]), 1.0)
+        out[prefix + "loss"] = float(terms[prefix + "cross_entropy"]) / weight
+        out[prefix + "z_loss"] = float(terms[prefix + "z_loss"]) / weight
+        out[prefix + "accuracy"] = float(terms[prefix + "correct"]) / weight
+    return out

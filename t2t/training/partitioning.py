@@ -42,6 +42,8 @@ _RULES: tuple[tuple[str, Any], ...] = (
     ("heads", "tensor"),
     ("kv", None),
     ("relpos_buckets", None),
+    ("abspos", None),
+    ("token_types", None),
     ("act_embed", None),
     ("act_mlp", "tensor"),
     ("act_heads", "tensor"),

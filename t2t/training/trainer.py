@@ -28,15 +28,15 @@ import optax
 from tqdm import tqdm
 
 from t2t.configuration import ConfigError
-from t2t.data.converters import EncDecFeatureConverter
+from t2t.data.converters import CONVERTERS, FeatureConverter
 from t2t.data.pipeline import Pipeline, TokenizedCorpus, tokenize_documents
 from t2t.data.sources import get_source
 from t2t.data.vocab import Vocabulary, default_vocabulary
 from t2t.models.config import TransformerConfig
-from t2t.models.families import EncoderDecoder
-from t2t.models.flops import encoder_decoder_flops
+from t2t.models.families import build_model
+from t2t.models.flops import flops_per_example
 from t2t.training.checkpointing import Checkpointer
-from t2t.training.losses import cross_entropy_with_z_loss
+from t2t.training.losses import model_loss, per_token_metrics
 from t2t.training.metrics import MetricsWriter
 from t2t.training.partitioning import Partitioner, make_partitioner
 from t2t.training.peak_flops import peak_flops_per_device
@@ -66,22 +66,19 @@ class TrainResult:
     unigram_entropy: float
 
 
-def _loss_terms(model: nn.Module, params: Any, batch: Batch, z_loss: float,
-                dropout_rng: jax.Array | None) -> dict[str, jax.Array]:
-    logits = model.apply({"params": params}, batch, deterministic=dropout_rng is None,
-                         rngs=None if dropout_rng is None else {"dropout": dropout_rng})
-    return cross_entropy_with_z_loss(logits, batch["decoder_target_tokens"],
-                                     batch["decoder_loss_weights"], z_loss)
+def _loss(model: nn.Module, params: Any, batch: Batch, z_loss: float,
+          dropout_rng: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    outputs = model.apply({"params": params}, batch, deterministic=dropout_rng is None,
+                          rngs=None if dropout_rng is None else {"dropout": dropout_rng})
+    return model_loss(outputs, batch, z_loss)
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, z_loss: float,
                     seed: int) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
-    """One optimizer step on one global batch; the loss is normalised per real target token."""
+    """One optimizer step on one global batch; each head's loss is normalised per real token."""
 
     def loss_fn(params, batch, rng):
-        terms = _loss_terms(model, params, batch, z_loss, rng)
-        loss = (terms["cross_entropy"] + terms["z_loss"]) / jnp.maximum(terms["weight"], 1.0)
-        return loss, terms
+        return _loss(model, params, batch, z_loss, rng)
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         # Dropout randomness is a function of (seed, step), so a resumed run draws the same masks.
@@ -97,25 +94,22 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, z_loss: 
 
 
 def make_eval_step(model: nn.Module, z_loss: float) -> Callable[[Any, Batch], dict]:
-    return lambda params, batch: _loss_terms(model, params, batch, z_loss, None)
+    return lambda params, batch: _loss(model, params, batch, z_loss, None)[1]
 
 
 class ShardedModel:
     """The model, optimizer and partitioner tied together: shardings of the state, jitted steps."""
 
     def __init__(self, config: TransformerConfig, tx: optax.GradientTransformation,
-                 partitioner: Partitioner, feature_lengths: Mapping[str, int], batch_size: int,
-                 z_loss: float, seed: int) -> None:
-        self.model = EncoderDecoder(config)
+                 partitioner: Partitioner, converter: FeatureConverter, batch_size: int,
+                 z_loss: float = 1e-4, seed: int = 0) -> None:
+        self.model = build_model(config)
+        self.z_loss = z_loss
         self.tx = tx
         self.partitioner = partitioner
         self.seed = seed
-        lengths = {"encoder": feature_lengths["inputs"], "decoder": feature_lengths["targets"]}
-        self.batch_shapes = {f"{stack}_{name}": (batch_size, length)
-                             for stack, length in lengths.items()
-                             for name in ("input_tokens", "segment_ids", "positions")}
-        self.batch_shapes.update({k: (batch_size, lengths["decoder"]) for k in
-                                  ("decoder_target_tokens", "decoder_loss_weights")})
+        self.batch_shapes = {k: (batch_size, length)
+                             for k, length in converter.output_lengths().items()}
         dummy = {k: jnp.ones(s, jnp.int32) for k, s in self.batch_shapes.items()}
 
         # Shapes and logical names only: no mesh is needed (or wanted) to trace these.
@@ -154,9 +148,9 @@ class ShardedModel:
         with self.context():
             return jax.jit(init, out_shardings=self.state_shardings)(jax.random.key(self.seed))
 
-    def compile_train_step(self, z_loss: float):
+    def compile_train_step(self):
         """AOT-compiled train step (state donated) and its compile time in seconds."""
-        step = jax.jit(make_train_step(self.model, self.tx, z_loss, self.seed),
+        step = jax.jit(make_train_step(self.model, self.tx, self.z_loss, self.seed),
                        in_shardings=(self.state_shardings, self.batch_shardings),
                        out_shardings=(self.state_shardings, self.partitioner.replicated),
                        donate_argnums=(0,))
@@ -167,9 +161,9 @@ class ShardedModel:
             compiled = step.lower(self.abstract_state, batch).compile()
         return compiled, time.perf_counter() - start
 
-    def eval_step(self, z_loss: float):
+    def eval_step(self):
         with self.context():
-            return jax.jit(make_eval_step(self.model, z_loss),
+            return jax.jit(make_eval_step(self.model, self.z_loss),
                            in_shardings=(self.state_shardings.params, self.batch_shardings),
                            out_shardings=self.partitioner.replicated)
 
@@ -187,6 +181,24 @@ def _resolve_vocab_size(config: TransformerConfig, vocab: Vocabulary) -> Transfo
             f"{vocab.vocab_size} ids (pieces + sentinels). Leave it unset to use "
             f"{vocab.padded_vocab_size}.")
     return config
+
+
+def _make_converter(config: TransformerConfig,
+                    feature_lengths: Mapping[str, int]) -> FeatureConverter:
+    """The family's feature converter; a decoder-only model's prefix-LM setting decides its masks."""
+    if config.family == "decoder_only":
+        return CONVERTERS["decoder_only"](feature_lengths, prefix_lm=config.prefix_lm)
+    return CONVERTERS[config.family](feature_lengths)
+
+
+def _check_objective_fits_family(objective: Any, config: TransformerConfig) -> None:
+    produces = getattr(objective, "family_features", "text_to_text")
+    needs = "mlm" if config.family == "encoder_only" else "text_to_text"
+    if produces != needs:
+        raise ValueError(
+            f"Objective {type(objective).__name__} makes {produces!r} examples, but the "
+            f"{config.family} family trains on {needs!r} ones. Use an MLM objective (bert_mlm_nsp, "
+            f"roberta_mlm) with encoder-only models and a text-to-text one otherwise.")
 
 
 class _TqdmHandler(logging.Handler):
@@ -265,7 +277,8 @@ def train(
         raw_length = objective.raw_length(task_feature_lengths)
         partitioner = partitioner or make_partitioner()
         partitioner.check_batch_size(batch_size)
-        converter = EncDecFeatureConverter(task_feature_lengths, pack=True)
+        converter = _make_converter(config, task_feature_lengths)
+        _check_objective_fits_family(objective, config)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from error
 
@@ -283,7 +296,7 @@ def train(
              dict(task_feature_lengths))
 
     sharded = ShardedModel(config, optimizer(learning_rate=learning_rate), partitioner,
-                           task_feature_lengths, batch_size, z_loss, seed)
+                           converter, batch_size, z_loss, seed)
     num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(sharded.abstract_state.params))
     log.info("Model: %s params on mesh %s", f"{num_params:,}", dict(partitioner.mesh.shape))
 
@@ -298,9 +311,9 @@ def train(
         pipeline.set_state(data_state)
         log.info("Resumed from the checkpoint at step %d.", start_step)
 
-    train_step, compile_seconds = sharded.compile_train_step(z_loss)
+    train_step, compile_seconds = sharded.compile_train_step()
     log.info("Compiled the train step in %.1f s.", compile_seconds)
-    eval_step = sharded.eval_step(z_loss)
+    eval_step = sharded.eval_step()
 
     def evaluate(params) -> dict[str, float]:
         valid = Pipeline(valid_corpus, objective, converter, batch_size, seed=seed,
@@ -310,14 +323,11 @@ def train(
             terms = jax.device_get(eval_step(params, partitioner.shard_batch(batch)))
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v)
-        weight = max(totals.get("weight", 0.0), 1.0)
-        return {"loss": totals["cross_entropy"] / weight, "z_loss": totals["z_loss"] / weight,
-                "accuracy": totals["correct"] / weight}
+        return per_token_metrics(totals)
 
     writer = MetricsWriter(run_dir)
-    flops_per_step = batch_size * encoder_decoder_flops(
-        config, task_feature_lengths["inputs"], task_feature_lengths["targets"]).training
-    tokens_per_step = batch_size * (task_feature_lengths["inputs"] + task_feature_lengths["targets"])
+    flops_per_step = batch_size * flops_per_example(config, task_feature_lengths).training
+    tokens_per_step = batch_size * sum(task_feature_lengths.values())
     devices = partitioner.mesh.devices.size
     # A CPU host is one compute unit however many fake devices it is split into.
     peak = peak_flops_per_device() * (1 if jax.devices()[0].platform == "cpu" else devices)
@@ -340,7 +350,8 @@ def train(
     try:
         while step < train_steps:
             batch = next(pipeline)
-            padding += 1.0 - float(np.mean(batch["decoder_loss_weights"]))
+            padding += float(np.mean([np.mean(v == 0) for k, v in batch.items()
+                                      if k.endswith("segment_ids")]))
             state, metrics = train_step(state, partitioner.shard_batch(batch))
             step += 1
             pending.append(metrics)
@@ -353,17 +364,19 @@ def train(
                 n = len(pending)
                 step_time = elapsed / n
                 record = {
-                    "loss": summed["cross_entropy"] / max(summed["weight"], 1.0),
-                    "z_loss": summed["z_loss"] / max(summed["weight"], 1.0),
-                    "accuracy": summed["correct"] / max(summed["weight"], 1.0),
+                    **per_token_metrics(summed),
                     "grad_norm": summed["grad_norm"] / n,
                     "learning_rate": float(schedule(step - 1)),
                     "step_time": step_time,
                     "tokens_per_second": tokens_per_step / step_time,
                     "mfu": flops_per_step / step_time / peak,
-                    "target_padding_fraction": padding / n,
+                    "padding_fraction": padding / n,
                 }
                 writer.write(step, record)
+                log.info("Step %d: loss %.4f, accuracy %.3f, lr %.3g, grad norm %.3f, %.3f s/step, "
+                         "%.0f tokens/s, MFU %.1f%%", step, record["loss"], record["accuracy"],
+                         record["learning_rate"], record["grad_norm"], step_time,
+                         record["tokens_per_second"], 100 * record["mfu"])
                 progress.set_postfix(loss=f"{record['loss']:.3f}", mfu=f"{record['mfu']:.2f}")
                 pending, padding, last_time = [], 0.0, time.perf_counter()
             if step % eval_every == 0 or step == train_steps:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from t2t.data.converters import EncDecFeatureConverter
 from t2t.models.sizes import get_size
 from t2t.training.optimizers import adafactor
 from t2t.training.partitioning import (PRESETS, logical_axis_rules, make_partitioner,
@@ -38,10 +39,10 @@ def _batch():
 def _one_step(preset, mesh_items=None, devices=None):
     """One Adafactor step with `preset` on a (data, fsdp, tensor) mesh given as a tuple of items."""
     partitioner = make_partitioner(preset, dict(mesh_items) if mesh_items else None, devices)
-    sharded = ShardedModel(CFG, adafactor(learning_rate=0.01), partitioner, LENGTHS, BATCH,
-                           z_loss=1e-4, seed=0)
+    sharded = ShardedModel(CFG, adafactor(learning_rate=0.01), partitioner,
+                           EncDecFeatureConverter(LENGTHS), BATCH, z_loss=1e-4, seed=0)
     state = sharded.init_state()
-    step, _ = sharded.compile_train_step(1e-4)
+    step, _ = sharded.compile_train_step()
     new_state, metrics = step(state, partitioner.shard_batch(_batch()))
     return sharded, new_state, jax.device_get(metrics)
 
