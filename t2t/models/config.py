@@ -60,6 +60,14 @@ class TransformerConfig:
         "nsp" (next-sentence prediction from the pooled first token), "sequence_classification"
         (pooled first token) and "token_classification" (every token).
       num_labels: classes of the classification heads.
+      scan_layers: run a stack's layers with `nn.scan` over one block whose parameters carry a
+        leading `layers` axis, so compile time does not grow with depth.
+      remat_policy: what the backward pass may keep instead of recomputing, per block: "none"
+        (keep everything), "minimal" (keep matmul outputs without batch dimensions, i.e. the
+        projections; recompute attention and elementwise work) or "full" (recompute the block).
+      attention_kernel: "einsum" (explicit softmax, any bias or dropout) or "dot_product"
+        (`jax.nn.dot_product_attention`, cuDNN flash attention on GPUs; needs no learned position
+        bias and no attention dropout).
     """
 
     vocab_size: int | None = None
@@ -91,6 +99,9 @@ class TransformerConfig:
     scale_embeddings: bool = False
     encoder_heads: tuple[str, ...] = ("mlm",)
     num_labels: int = 2
+    scan_layers: bool = False
+    remat_policy: str = "none"
+    attention_kernel: str = "einsum"
 
     def __post_init__(self) -> None:
         for act in self.mlp_activations:
@@ -100,13 +111,21 @@ class TransformerConfig:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}.")
         choices = {"dtype": ("float32", "bfloat16"), "family": FAMILIES,
                    "position_embedding": ("relative", "learned", "sinusoidal"),
-                   "norm": ("rms", "layer_norm"), "norm_position": ("pre", "post")}
+                   "norm": ("rms", "layer_norm"), "norm_position": ("pre", "post"),
+                   "remat_policy": ("none", "minimal", "full"),
+                   "attention_kernel": ("einsum", "dot_product")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
         for head in self.encoder_heads:
             if head not in ENCODER_HEADS:
                 raise ValueError(f"Unknown encoder head {head!r}; choose from {ENCODER_HEADS}.")
+        if self.attention_kernel == "dot_product" and (
+                self.position_embedding == "relative" or self.dropout_rate > 0):
+            raise ValueError(
+                "attention_kernel='dot_product' needs a model without a learned attention bias and "
+                "without attention dropout: set position_embedding to 'learned' or 'sinusoidal' and "
+                "dropout_rate to 0, or keep attention_kernel='einsum'.")
         if self.prefix_lm and self.family != "decoder_only":
             raise ValueError("prefix_lm applies to the decoder_only family only.")
         if self.shared_encoder_decoder and self.family != "encoder_decoder":

@@ -258,15 +258,18 @@ class MultiHeadAttention(nn.Module):
         query, key, value = (constrain(t, "batch", "length", "act_heads", "act_kv")
                              for t in (query, key, value))
 
-        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
-        if bias is not None:
-            logits = logits + bias.astype(jnp.float32)
-        if mask is not None:
-            logits = jnp.where(mask, logits, NEG_INF)
-        weights = jax.nn.softmax(logits).astype(cfg.dtype)  # softmax in float32 for stability
-        weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=deterministic)
-
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+        if cfg.attention_kernel == "dot_product":
+            # scale=1: the 1/sqrt(d) lives in the query's init, as in the einsum path.
+            out = jax.nn.dot_product_attention(query, key, value, bias=bias, mask=mask, scale=1.0)
+        else:
+            logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
+            if bias is not None:
+                logits = logits + bias.astype(jnp.float32)
+            if mask is not None:
+                logits = jnp.where(mask, logits, NEG_INF)
+            weights = jax.nn.softmax(logits).astype(cfg.dtype)  # softmax in float32 for stability
+            weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=deterministic)
+            out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
         out = constrain(out, "batch", "length", "act_heads", "act_kv")
         return dense(cfg, cfg.d_model, ("heads", "kv", "embed"), "out", axis=(-2, -1),
                      init_distribution="normal")(out)

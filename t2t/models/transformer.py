@@ -26,14 +26,14 @@ class TransformerBlock(nn.Module):
     """
 
     config: TransformerConfig
+    deterministic: bool = True  # an attribute, not an argument, so remat and scan see only arrays
 
     @nn.compact
     def __call__(self, x: Array, self_mask: Array, self_bias: Array | None,
-                 encoded: Array | None = None, cross_mask: Array | None = None,
-                 deterministic: bool = True) -> Array:
+                 encoded: Array | None = None, cross_mask: Array | None = None) -> Array:
         """x [b, l, e]; self_mask [b, 1, l, l]; self_bias [1, h, l, l]; encoded [b, m, e];
         cross_mask [b, 1, l, m] -> [b, l, e]."""
-        cfg = self.config
+        cfg, deterministic = self.config, self.deterministic
         dropout = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=deterministic)
 
         def sublayer(x: Array, name: str, fn) -> Array:
@@ -50,6 +50,25 @@ class TransformerBlock(nn.Module):
                 cfg, name="cross_attention")(h, encoded, cross_mask, None, deterministic))
         x = sublayer(x, "mlp", lambda h: Mlp(cfg, name="mlp")(h, deterministic))
         return constrain(x, "batch", "length", "act_embed")
+
+
+_REMAT_POLICIES = {
+    # Keep the projections' outputs (matmuls without batch dimensions), recompute the rest.
+    "minimal": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "full": jax.checkpoint_policies.nothing_saveable,
+}
+
+
+class _CarryBlock(nn.Module):
+    """A block in nn.scan's (carry, output) form."""
+
+    block: type[nn.Module]
+    config: TransformerConfig
+    deterministic: bool
+
+    @nn.compact
+    def __call__(self, x: Array, *args) -> tuple[Array, None]:
+        return self.block(self.config, self.deterministic, name="block")(x, *args), None
 
 
 class TransformerStack(nn.Module):
@@ -86,9 +105,21 @@ class TransformerStack(nn.Module):
                                    bidirectional=bidirectional)
         cross_mask = (attention_mask(segment_ids, encoded_segment_ids)
                       if encoded is not None else None)
-        for i in range(self.num_layers):
-            x = TransformerBlock(cfg, name=f"layers_{i}")(
-                x, self_mask, bias, encoded, cross_mask, deterministic)
+        block = TransformerBlock
+        if cfg.remat_policy != "none":
+            block = nn.remat(block, policy=_REMAT_POLICIES[cfg.remat_policy])
+        if cfg.scan_layers:
+            # One block traced once, its parameters stacked along a leading `layers` axis.
+            layers = nn.scan(_CarryBlock, variable_axes={"params": 0},
+                             split_rngs={"params": True, "dropout": True},
+                             in_axes=(nn.broadcast,) * 4, length=self.num_layers,
+                             metadata_params={nn.PARTITION_NAME: "layers"})
+            x, _ = layers(block, cfg, deterministic, name="layers")(
+                x, self_mask, bias, encoded, cross_mask)
+        else:
+            for i in range(self.num_layers):
+                x = block(cfg, deterministic, name=f"layers_{i}")(
+                    x, self_mask, bias, encoded, cross_mask)
         if cfg.norm_position == "pre":
             x = make_norm(cfg, "final_norm")(x)
         return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)

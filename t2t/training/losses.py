@@ -55,21 +55,29 @@ def primary_head(outputs: Mapping[str, Array]) -> str:
     return next(h for h in HEAD_TARGETS if h in outputs)
 
 
-def model_loss(outputs: Mapping[str, Array], batch: Mapping[str, Array],
-               z_loss: float = 1e-4) -> tuple[Array, dict[str, Array]]:
+def loss_normalizers(batch: Mapping[str, Array]) -> dict[str, Array]:
+    """Real tokens per head's target feature in `batch`: what each head's summed loss is divided by."""
+    return {head: jnp.maximum(jnp.sum(batch[weights].astype(jnp.float32)), 1.0)
+            for head, (_, weights) in HEAD_TARGETS.items() if weights in batch}
+
+
+def model_loss(outputs: Mapping[str, Array], batch: Mapping[str, Array], z_loss: float = 1e-4,
+               normalizers: Mapping[str, Array] | None = None) -> tuple[Array, dict[str, Array]]:
     """The training loss and summed metric terms of every head of a model's outputs.
 
     The loss adds, over heads, each head's per-token mean (cross-entropy + z-loss) — BERT's
-    MLM + NSP sum. Terms are sums (see `cross_entropy_with_z_loss`), named plainly for the primary
-    head and with the head's prefix for the others (e.g. `nsp_correct`).
+    MLM + NSP sum. With gradient accumulation, `normalizers` are the whole batch's token counts
+    (`loss_normalizers`), so the microbatches' losses add up to exactly the batch's. Terms are sums
+    (see `cross_entropy_with_z_loss`), named plainly for the primary head and with the head's
+    prefix for the others (e.g. `nsp_correct`).
     """
     primary = primary_head(outputs)
+    normalizers = normalizers if normalizers is not None else loss_normalizers(batch)
     loss, terms = 0.0, {}
     for head, logits in outputs.items():
         targets, weights = HEAD_TARGETS[head]
         head_terms = cross_entropy_with_z_loss(logits, batch[targets], batch[weights], z_loss)
-        loss = loss + ((head_terms["cross_entropy"] + head_terms["z_loss"])
-                       / jnp.maximum(head_terms["weight"], 1.0))
+        loss = loss + (head_terms["cross_entropy"] + head_terms["z_loss"]) / normalizers[head]
         terms.update({_prefix(head, primary) + k: v for k, v in head_terms.items()})
     return loss, terms
 

@@ -14,13 +14,18 @@ class MetricsWriter:
     """Appends `{"step": s, "split": ..., name: value, ...}` lines to `run_dir/metrics.jsonl` and writes
     the same scalars to TensorBoard event files under `run_dir/tensorboard/<split>`."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, enabled: bool = True) -> None:
+        """`enabled=False` (every host but the first of a multi-host run) writes nothing."""
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._jsonl = open(self.run_dir / "metrics.jsonl", "a", buffering=1)  # line-buffered
+        self.enabled = enabled
         self._tensorboard: dict[str, SummaryWriter] = {}
+        if enabled:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._jsonl = open(self.run_dir / "metrics.jsonl", "a", buffering=1)  # line-buffered
 
     def write(self, step: int, metrics: Mapping[str, float], split: str = "train") -> None:
+        if not self.enabled:
+            return
         values = {k: float(v) for k, v in metrics.items()}
         # JSON has no NaN/Infinity; write them as strings so the file stays parseable by any reader.
         record = {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}
@@ -32,11 +37,13 @@ class MetricsWriter:
             writer.add_scalar(name, value, int(step))
 
     def flush(self) -> None:
-        self._jsonl.flush()
+        if self.enabled:
+            self._jsonl.flush()
         for writer in self._tensorboard.values():
             writer.flush()
 
     def close(self) -> None:
-        self._jsonl.close()
+        if self.enabled:
+            self._jsonl.close()
         for writer in self._tensorboard.values():
             writer.close()

@@ -42,6 +42,7 @@ _RULES: tuple[tuple[str, Any], ...] = (
     ("heads", "tensor"),
     ("kv", None),
     ("relpos_buckets", None),
+    ("layers", None),
     ("abspos", None),
     ("token_types", None),
     ("act_embed", None),
