@@ -17,10 +17,11 @@ from __future__ import annotations
 import functools
 import glob
 import gzip
+import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -46,9 +47,10 @@ def _read_embedded(split: str) -> tuple[str, ...]:
 
 
 def _open_text(path: Path) -> IO[str]:
+    """Text of a file; invalid UTF-8 bytes become U+FFFD instead of stopping the run."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
 
 
 def _match(pattern: str) -> list[Path]:
@@ -157,3 +159,170 @@ def get_source(name_or_pattern: str, split: str = "train") -> Iterable[str]:
     if is_jsonl_pattern(pattern):
         return _Reiterable(functools.partial(jsonl_files, pattern), f"jsonl_files({pattern!r})")
     return _Reiterable(functools.partial(text_files, pattern), f"text_files({pattern!r})")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sharded sources: a source is an ordered list of *units* (a file, a range of records), the granule that
+# epochs shuffle and that virtual data shards divide among themselves (see t2t/data/pipeline.py).
+# ---------------------------------------------------------------------------------------------------
+
+
+class Unit:
+    """A piece of a source: documents read in a fixed order, from any document index on.
+
+    ``key`` names the unit stably (it keys the token cache and the data fingerprint); ``read(start)``
+    yields documents ``start, start + 1, ...``; ``random_access`` says whether ``read`` can start
+    anywhere at no cost (else it reads and skips the documents before ``start``). Units are picklable,
+    so worker processes can read them.
+    """
+
+    key: str
+    random_access: bool = False
+
+    def read(self, start: int = 0) -> Iterator[str]:
+        raise NotImplementedError
+
+    def size(self) -> int | None:
+        """Number of documents if known without reading, else None."""
+        return None
+
+
+class ListUnit(Unit):
+    """Documents ``start:stop`` of an in-memory tuple."""
+
+    random_access = True
+
+    def __init__(self, docs: tuple[str, ...], start: int, stop: int, key: str):
+        self.docs, self.start, self.stop, self.key = docs, start, stop, key
+
+    def read(self, start: int = 0) -> Iterator[str]:
+        for i in range(self.start + start, self.stop):
+            yield self.docs[i]
+
+    def size(self) -> int:
+        return self.stop - self.start
+
+    def get(self, indices: Sequence[int]) -> list[str]:
+        return [self.docs[self.start + i] for i in indices]
+
+
+class FileUnit(Unit):
+    """One JSON lines (``field``) or text file (one document per file, or per paragraph)."""
+
+    def __init__(self, path: str, field: str | None, split_paragraphs: bool = False):
+        self.path, self.field, self.split_paragraphs = str(path), field, split_paragraphs
+        stat = os.stat(path)
+        self.key = f"file:{os.path.abspath(path)}:{stat.st_size}:{int(stat.st_mtime)}:{field}"
+
+    def read(self, start: int = 0) -> Iterator[str]:
+        path = Path(self.path)
+        if not path.exists():
+            raise ValueError(f"{path} has disappeared since the source was opened.")
+        docs = (_read_jsonl(path, self.field) if self.field is not None
+                else _read_text(path, self.split_paragraphs))
+        for i, doc in enumerate(docs):
+            if i >= start:
+                yield doc
+
+
+class Source:
+    """Documents as units, plus a description and a fingerprint (both part of the data config)."""
+
+    def __init__(self, units: Sequence[Unit], description: str):
+        if not units:
+            raise ValueError(f"{description}: the source has no documents.")
+        self.units = list(units)
+        self.description = description
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for unit in self.units:
+            digest.update(unit.key.encode())
+            digest.update(b"\0")
+        return digest.hexdigest()[:16]
+
+    def documents(self) -> Iterator[str]:
+        """Every document, unit by unit (e.g. to train a vocabulary)."""
+        for unit in self.units:
+            yield from unit.read()
+
+    def __iter__(self) -> Iterator[str]:
+        return self.documents()
+
+    def __repr__(self) -> str:
+        return f"Source({self.description}, {len(self.units)} units)"
+
+
+def list_source(docs: Sequence[str], description: str, docs_per_unit: int = 64) -> Source:
+    """An in-memory source, cut into units of ``docs_per_unit`` documents (empty ones dropped)."""
+    docs = tuple(d for d in docs if d.strip())
+    if not docs:
+        raise ValueError(f"{description}: no non-empty document.")
+    digest = hashlib.sha256()
+    for d in docs:
+        data = d.encode("utf-8", "surrogatepass")  # hashing only: keep bad text intact
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    tag = digest.hexdigest()[:16]
+    units = [ListUnit(docs, i, min(i + docs_per_unit, len(docs)), f"list:{tag}:{i}")
+             for i in range(0, len(docs), docs_per_unit)]
+    return Source(units, description)
+
+
+def file_source(pattern: str, field: str | None = "text", split_paragraphs: bool = False,
+                min_files: int = 1) -> Source:
+    """Files matching ``pattern``, one unit per file (JSON lines with ``field``; text if ``field`` is None).
+
+    With fewer files than ``min_files`` (e.g. fewer than the pipeline's virtual shards), the documents
+    are read into memory and cut into smaller units instead.
+    """
+    files = _match(pattern)
+    if len(files) < min_files:
+        reader = ((lambda p: _read_jsonl(p, field)) if field is not None
+                  else (lambda p: _read_text(p, split_paragraphs)))
+        docs = [doc for path in files for doc in reader(path)]
+        if not docs:
+            raise ValueError(f"{pattern!r} matched files but they hold no non-empty document; "
+                             "point it at files with text")
+        per_unit = max(1, min(64, len(docs) // (4 * min_files)))
+        return list_source(docs, f"files({pattern!r})", per_unit)
+    return Source([FileUnit(str(f), field, split_paragraphs) for f in files], f"files({pattern!r})")
+
+
+def c4_json_source(data_dir: str, split: str = "train", field: str = "text",
+                   min_files: int = 1) -> Source:
+    """Raw C4 in the allenai/c4 layout: ``<data_dir>/c4-<split>.NNNNN-of-NNNNN.json.gz`` (text, url,
+    timestamp per line). ``data_dir`` may also be a full pattern containing ``{split}``."""
+    pattern = (data_dir.replace("{split}", split) if "{split}" in data_dir or "*" in data_dir
+               else os.path.join(data_dir, f"c4-{split}.*-of-*.json.gz"))
+    return file_source(pattern, field=field, min_files=min_files)
+
+
+def make_source(name_or_pattern: str, split: str = "train", min_units: int = 1,
+                field: str = "text") -> Source:
+    """A :class:`Source` for a ``train.data_source`` string:
+
+    * ``"embedded"``: the embedded corpus split;
+    * ``"tfds:<builder>[:<version>]"`` (e.g. ``tfds:c4/en:3.1.0``): a TFDS dataset, see t2t/data/tfds.py
+      (its ``data_dir`` is ``tfds_source.data_dir`` in gin);
+    * ``"local:<dir>"``: a corpus made by ``t2t data build-local`` (``<dir>/<split>/*.jsonl.gz``);
+    * ``"mixture:<name>"``: a mixture registered in t2t/data/mixtures.py;
+    * a file pattern (``{split}`` filled in): JSON lines (``*.jsonl*``, ``*.json.gz``, e.g. C4's
+      released shards) or text files.
+    """
+    if name_or_pattern == "embedded":
+        return list_source(embedded_corpus(split), f"embedded[{split}]",
+                           docs_per_unit=max(1, min(64, len(_read_embedded(split)) // (4 * min_units))))
+    if name_or_pattern.startswith("tfds:"):
+        from t2t.data.tfds import tfds_source
+        return tfds_source(name_or_pattern[len("tfds:"):], split=split, min_units=min_units)
+    if name_or_pattern.startswith("mixture:"):
+        from t2t.data.mixtures import mixture_source
+        return mixture_source(name_or_pattern[len("mixture:"):], split=split, min_units=min_units)
+    if name_or_pattern.startswith("local:"):
+        root = name_or_pattern[len("local:"):]
+        return file_source(os.path.join(root, split, "*.jsonl.gz"), field=field, min_files=min_units)
+    pattern = name_or_pattern.replace("{split}", split)
+    if is_jsonl_pattern(pattern):
+        return file_source(pattern, field=field, min_files=min_units)
+    return file_source(pattern, field=None, min_files=min_units)

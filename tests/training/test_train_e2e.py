@@ -3,6 +3,8 @@
 import json
 
 import gin
+import jax
+import numpy as np
 import pytest
 
 from t2t.configuration import parse_gin
@@ -60,3 +62,15 @@ def test_restarted_run_continues_from_its_checkpoint_and_matches_an_uninterrupte
         assert [m[key] for m in resumed_train] == pytest.approx(
             [m[key] for m in straight_train], rel=1e-6)
     assert second.validation_loss == pytest.approx(straight.validation_loss, rel=1e-6)
+    # The resumed run received exactly the uninterrupted run's batches: bit-identical final parameters.
+    straight_params, resumed_params = (_final_params(r.run_dir, 8) for r in (straight, second))
+    assert jax.tree.structure(straight_params) == jax.tree.structure(resumed_params)
+    for x, y in zip(jax.tree.leaves(straight_params), jax.tree.leaves(resumed_params)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _final_params(run_dir, step):
+    import orbax.checkpoint as ocp
+
+    restored = ocp.StandardCheckpointer().restore((run_dir / "checkpoints" / str(step) / "state").absolute())
+    return restored["params"]
