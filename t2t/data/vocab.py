@@ -130,7 +130,9 @@ class Vocabulary:
         Literal ``<extra_id_i>`` strings map to sentinel ids, as in seqio where sentinels are
         pieces of the model; so ``encode(decode(ids))`` keeps sentinels. Text after a sentinel is
         encoded as a fresh string, i.e. SentencePiece gives it its leading "▁" (word start).
+        Bad text is cleaned first (see ``clean_text``).
         """
+        text = clean_text(text)
         if "<extra_id_" not in text or self._extra_ids == 0:
             return np.asarray(self._sp.encode(text), dtype=np.int32)
         ids: list[int] = []
@@ -147,7 +149,7 @@ class Vocabulary:
 
     def encode_batch(self, texts: Sequence[str], num_threads: int = -1) -> list[np.ndarray]:
         """``encode`` for many texts with one multithreaded SentencePiece call."""
-        texts = list(texts)
+        texts = [clean_text(t) for t in texts]
         plain = [i for i, t in enumerate(texts) if "<extra_id_" not in t or self._extra_ids == 0]
         out: list[np.ndarray | None] = [None] * len(texts)
         encoded = self._sp.encode([texts[i] for i in plain], num_threads=num_threads)
@@ -190,10 +192,26 @@ class Vocabulary:
         return "".join(segments)
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str) -> str:
+    """Text SentencePiece can always encode: control characters (other than tab and newlines)
+    are dropped, and code points UTF-8 cannot hold (lone surrogates, which JSON escapes such as
+    "\\ud800" produce) become "?". Invalid UTF-8 bytes in files were already replaced by U+FFFD
+    when read (``t2t.data.sources``)."""
+    text = _CONTROL_CHARS.sub("", text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 @functools.lru_cache(maxsize=None)
-def default_vocabulary() -> Vocabulary:
+def default_vocabulary(extra_ids: int = 100) -> Vocabulary:
     """The 8k unigram vocabulary trained on the embedded corpus (+100 sentinels, 8,100 ids)."""
-    return Vocabulary(_EMBEDDED_MODEL)
+    return Vocabulary(_EMBEDDED_MODEL, extra_ids=extra_ids)
 
 
 def sentence_iterator(texts: Iterable[str]) -> Iterator[str]:

@@ -2,12 +2,18 @@
 
 Saves are asynchronous (training continues while the arrays are written) and atomic (orbax writes
 into a temporary directory and renames it when complete, so a crash never leaves a half-written
-checkpoint that looks finished). The data state travels in the same checkpoint, so a resumed run
+checkpoint that looks finished). Old checkpoints are deleted only after the new one is committed
+(orbax's `_finalize` commits, then deletes), so a full disk or a crash mid-save never leaves fewer
+good checkpoints than before. The data state travels in the same checkpoint, so a resumed run
 continues with exactly the batch the uninterrupted run would have seen next.
+
+Restoring takes the newest checkpoint that loads; one that is corrupt (a truncated or damaged
+file) is skipped with a warning that names it and the checkpoint used instead.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,15 +24,23 @@ log = logging.getLogger(__name__)
 
 
 class Checkpointer:
-    """Periodic, async, keep-the-last-N checkpoints of (train state, data state) under `directory`."""
+    """Periodic, async checkpoints of (train state, data state) under `directory`.
+
+    Retention keeps the newest `keep`, plus every step that is a multiple of `keep_every` and one
+    checkpoint per `keep_hours` of wall-clock time, when those are set.
+    """
 
     def __init__(self, directory: str | Path, save_every: int, keep: int = 3,
-                 async_save: bool = True) -> None:
+                 async_save: bool = True, keep_every: int | None = None,
+                 keep_hours: float | None = None) -> None:
         self.directory = Path(directory).absolute()
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=keep, enable_async_checkpointing=async_save, create=True,
+                keep_period=keep_every,
+                keep_time_interval=(datetime.timedelta(hours=keep_hours)
+                                    if keep_hours is not None else None),
                 # Only on the interval (orbax's default also saves the first step it sees).
                 save_decision_policy=ocp.checkpoint_managers.AnySavePolicy([
                     ocp.checkpoint_managers.FixedIntervalPolicy(save_every),
@@ -47,16 +61,49 @@ class Checkpointer:
             log.info("Saving checkpoint for step %d to %s", step, self.directory)
         return saved
 
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int]:
         """Restore (state, data_state, step), placing arrays with the shardings of `abstract_state`
-        (a tree of jax.ShapeDtypeStruct with `.sharding`), which may differ from the saved mesh."""
-        step = self.latest_step() if step is None else step
-        if step is None:
+        (a tree of jax.ShapeDtypeStruct with `.sharding`), which may differ from the saved mesh.
+
+        Without `step`, the newest checkpoint that loads: corrupt ones are skipped with a warning.
+        """
+        candidates = [step] if step is not None else self.all_steps()[::-1]
+        if not candidates:
             raise FileNotFoundError(f"No checkpoint in {self.directory}.")
-        restored = self._manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                          data=ocp.args.JsonRestore()))
-        return restored["state"], restored["data"], step
+        failed = []
+        for candidate in candidates:
+            try:
+                restored = self._manager.restore(
+                    candidate,
+                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                            data=ocp.args.JsonRestore()))
+            except Exception as error:  # any damage: unreadable files, bad metadata, bad shapes
+                if step is not None:
+                    raise
+                failed.append(candidate)
+                log.warning("Checkpoint at step %d in %s is corrupt or incomplete (%s: %s); "
+                            "trying an older one.", candidate, self.directory,
+                            type(error).__name__, str(error).splitlines()[0][:200])
+                continue
+            if failed:
+                self._set_aside(failed)
+                log.warning("Restored step %d instead of the newer, corrupt step(s) %s, which "
+                            "are kept in %s as corrupt.<step>.", candidate,
+                            ", ".join(map(str, failed)), self.directory)
+            return restored["state"], restored["data"], candidate
+        raise RuntimeError(f"No checkpoint in {self.directory} could be restored (tried steps "
+                           f"{', '.join(map(str, failed))}); see the warnings above.")
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Rename corrupt checkpoints so that the resumed run can save those steps again."""
+        for step in steps:
+            path = self.directory / str(step)
+            if path.exists():
+                path.rename(self.directory / f"corrupt.{step}")
+        self._manager.reload()
 
     def wait(self) -> None:
         """Block until async saves are on disk."""

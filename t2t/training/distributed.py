@@ -15,7 +15,8 @@ import jax
 
 from t2t.configuration import ConfigError
 
-# Environment variables that mean "JAX can find the cluster by itself".
+# Environment variables that mean "JAX can find the cluster by itself" (TPU VMs are recognised by
+# their accelerator device files: their ssh sessions carry no such variables).
 _AUTO_DETECTED = ("SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS",
                   "OMPI_COMM_WORLD_SIZE")
 
@@ -29,7 +30,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     """
     explicit = (coordinator_address, num_processes, process_id)
     if all(v is None for v in explicit):
-        if not any(v in os.environ for v in _AUTO_DETECTED):
+        on_tpu_vm = any(os.path.exists(p) for p in ("/dev/accel0", "/dev/vfio/0"))
+        if not on_tpu_vm and not any(v in os.environ for v in _AUTO_DETECTED):
             return False
         jax.distributed.initialize()
         return True

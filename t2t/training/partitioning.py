@@ -102,11 +102,36 @@ def resolve_mesh_shape(shape: Mapping[str, int], num_devices: int) -> tuple[int,
     return tuple(sizes)
 
 
-def make_mesh(shape: Mapping[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A (data, fsdp, tensor) mesh with a topology-aware device order (mesh_utils)."""
+def _slices_are_processes(devices: Sequence[jax.Device]) -> bool:
+    """Without several TPU slices (GPU nodes, CPU hosts), each process is one "slice"."""
+    return len({getattr(d, "slice_index", 0) for d in devices}) == 1
+
+
+def _slice(device: jax.Device, by_process: bool) -> int:
+    return device.process_index if by_process else device.slice_index
+
+
+def make_mesh(shape: Mapping[str, int], devices: Sequence[jax.Device] | None = None,
+              dcn_shape: Mapping[str, int] | None = None) -> Mesh:
+    """A (data, fsdp, tensor) mesh with a topology-aware device order (mesh_utils).
+
+    Without `dcn_shape`, `shape` covers all devices. With it, the mesh has two levels: `shape` is
+    laid out within each slice (TPU slice over ICI, or GPU node over NVLink; on hosts without
+    slices, each process counts as one) and `dcn_shape` across slices (the data-center network),
+    each axis of the mesh being the product of the two. Put only `data` (or `fsdp`) on DCN: its
+    collectives are the ones that tolerate the slower links.
+    """
     devices = list(devices if devices is not None else jax.devices())
-    sizes = resolve_mesh_shape(shape, len(devices))
-    device_array = mesh_utils.create_device_mesh(sizes, devices=devices)
+    if dcn_shape is None:
+        sizes = resolve_mesh_shape(shape, len(devices))
+        device_array = mesh_utils.create_device_mesh(sizes, devices=devices)
+    else:
+        by_process = _slices_are_processes(devices)
+        granules = {_slice(d, by_process) for d in devices}
+        dcn_sizes = resolve_mesh_shape(dcn_shape, len(granules))
+        ici_sizes = resolve_mesh_shape(shape, len(devices) // len(granules))
+        device_array = mesh_utils.create_hybrid_device_mesh(
+            ici_sizes, dcn_sizes, devices, process_is_granule=by_process)
     # jax.sharding.Mesh defaults to Auto axis types, which GSPMD logical partitioning needs.
     return Mesh(device_array, MESH_AXES)
 
@@ -155,9 +180,15 @@ class Partitioner:
 
 @gin.configurable
 def make_partitioner(preset: str = "data_parallel", mesh_shape: Mapping[str, int] | None = None,
-                     devices: Sequence[jax.Device] | None = None) -> Partitioner:
-    """The partitioner for a preset; `mesh_shape` (e.g. {'data': 2, 'fsdp': -1}) overrides its mesh."""
+                     devices: Sequence[jax.Device] | None = None,
+                     dcn_mesh_shape: Mapping[str, int] | None = None) -> Partitioner:
+    """The partitioner for a preset; `mesh_shape` (e.g. {'data': 2, 'fsdp': -1}) overrides its mesh,
+    and `dcn_mesh_shape` (e.g. {'data': -1}) adds the across-slices level (see `make_mesh`)."""
     rules = logical_axis_rules(preset)
     devices = list(devices if devices is not None else jax.devices())
-    shape = mesh_shape if mesh_shape is not None else _default_mesh_shape(preset, len(devices))
-    return Partitioner(make_mesh(shape, devices), rules)
+    if mesh_shape is None:
+        by_process = _slices_are_processes(devices)
+        per_slice = len(devices) if dcn_mesh_shape is None else len(
+            [d for d in devices if _slice(d, by_process) == _slice(devices[0], by_process)])
+        mesh_shape = _default_mesh_shape(preset, per_slice)
+    return Partitioner(make_mesh(mesh_shape, devices, dcn_mesh_shape), rules)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -29,17 +32,18 @@ from tqdm import tqdm
 
 from t2t.configuration import ConfigError
 from t2t.data.converters import CONVERTERS, FeatureConverter
-from t2t.data.pipeline import Pipeline, TokenizedCorpus, tokenize_documents
-from t2t.data.sources import get_source
+from t2t.data.pipeline import data_pipeline
+from t2t.data.pipeline import unigram_entropy as data_unigram_entropy
 from t2t.data.vocab import Vocabulary, default_vocabulary
 from t2t.models.config import TransformerConfig
 from t2t.models.families import build_model
 from t2t.models.flops import flops_per_example
 from t2t.training.checkpointing import Checkpointer
-from t2t.training.losses import model_loss, per_token_metrics
+from t2t.training.losses import loss_normalizers, model_loss, per_token_metrics
 from t2t.training.metrics import MetricsWriter
 from t2t.training.partitioning import Partitioner, make_partitioner
 from t2t.training.peak_flops import peak_flops_per_device
+from t2t.training.run_lock import RunLock
 
 log = logging.getLogger("t2t")
 
@@ -64,31 +68,78 @@ class TrainResult:
     validation_loss: float
     initial_validation_loss: float | None
     unigram_entropy: float
+    preempted: str | None = None  # the signal that stopped the run early, if one did
 
 
 def _loss(model: nn.Module, params: Any, batch: Batch, z_loss: float,
-          dropout_rng: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+          dropout_rng: jax.Array | None, normalizers: Mapping[str, jax.Array] | None = None
+          ) -> tuple[jax.Array, dict[str, jax.Array]]:
     outputs = model.apply({"params": params}, batch, deterministic=dropout_rng is None,
                           rngs=None if dropout_rng is None else {"dropout": dropout_rng})
-    return model_loss(outputs, batch, z_loss)
+    return model_loss(outputs, batch, z_loss, normalizers)
+
+
+def _split_microbatches(batch: Batch, microbatches: int) -> Batch:
+    """[b, l] -> [microbatches, b / microbatches, l], microbatch m holding rows m, m + M, ...
+
+    Strided rather than contiguous, so that every device, which holds a contiguous block of rows,
+    contributes to every microbatch and none sits idle.
+    """
+    def split(x: jax.Array) -> jax.Array:
+        x = x.reshape(x.shape[0] // microbatches, microbatches, *x.shape[1:])
+        return nn.with_logical_constraint(jnp.swapaxes(x, 0, 1), (None, "batch", "length"))
+
+    return jax.tree.map(split, dict(batch))
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, z_loss: float,
-                    seed: int) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
-    """One optimizer step on one global batch; each head's loss is normalised per real token."""
+                    seed: int, microbatches: int = 1
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+    """One optimizer step on one global batch; each head's loss is normalised per real token.
 
-    def loss_fn(params, batch, rng):
-        return _loss(model, params, batch, z_loss, rng)
+    With `microbatches` > 1 the batch is processed in that many slices whose gradients are summed
+    (a `lax.scan`, so activations of one slice live at a time); every slice divides by the whole
+    batch's token counts, so the update equals the one-shot step up to float rounding.
+    """
+    grad_fn = jax.value_and_grad(
+        lambda params, batch, rng, norm: _loss(model, params, batch, z_loss, rng, norm),
+        has_aux=True)
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         # Dropout randomness is a function of (seed, step), so a resumed run draws the same masks.
         rng = jax.random.fold_in(jax.random.key(seed), state.step)
-        (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+        normalizers = loss_normalizers(batch)
+        if microbatches == 1:
+            (_, terms), grads = grad_fn(state.params, batch, rng, normalizers)
+        else:
+            def accumulate(carry, mb):
+                index, micro = mb
+                (_, terms), grads = grad_fn(state.params, micro, jax.random.fold_in(rng, index),
+                                            normalizers)
+                return jax.tree.map(jnp.add, carry, (terms, grads)), None
+
+            term_shapes = jax.eval_shape(
+                lambda: _loss(model, state.params, batch, z_loss, rng, normalizers)[1])
+            zeros = (jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), term_shapes),
+                     jax.tree.map(jnp.zeros_like, state.params))
+            (terms, grads), _ = jax.lax.scan(
+                accumulate, zeros,
+                (jnp.arange(microbatches), _split_microbatches(batch, microbatches)))
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        # A step whose loss or gradients are not finite is not applied, so neither the parameters
+        # nor the optimizer's moments are poisoned; the host decides whether to stop or go on.
+        update_norm = optax.tree.norm(updates)
+        finite = (jnp.isfinite(grad_norm) & jnp.isfinite(update_norm)
+                  & jnp.all(jnp.array([jnp.isfinite(v) for k, v in terms.items()
+                                       if k.endswith("cross_entropy")])))
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
         new_state = state.replace(step=state.step + 1,
-                                  params=optax.apply_updates(state.params, updates),
-                                  opt_state=opt_state)
-        return new_state, {**terms, "grad_norm": optax.tree.norm(grads)}
+                                  params=keep(optax.apply_updates(state.params, updates),
+                                              state.params),
+                                  opt_state=keep(opt_state, state.opt_state))
+        return new_state, {**terms, "grad_norm": grad_norm, "update_norm": update_norm,
+                           "nonfinite": 1.0 - finite.astype(jnp.float32)}
 
     return train_step
 
@@ -102,9 +153,10 @@ class ShardedModel:
 
     def __init__(self, config: TransformerConfig, tx: optax.GradientTransformation,
                  partitioner: Partitioner, converter: FeatureConverter, batch_size: int,
-                 z_loss: float = 1e-4, seed: int = 0) -> None:
+                 z_loss: float = 1e-4, seed: int = 0, microbatches: int = 1) -> None:
         self.model = build_model(config)
         self.z_loss = z_loss
+        self.microbatches = microbatches
         self.tx = tx
         self.partitioner = partitioner
         self.seed = seed
@@ -150,7 +202,8 @@ class ShardedModel:
 
     def compile_train_step(self):
         """AOT-compiled train step (state donated) and its compile time in seconds."""
-        step = jax.jit(make_train_step(self.model, self.tx, self.z_loss, self.seed),
+        step = jax.jit(make_train_step(self.model, self.tx, self.z_loss, self.seed,
+                                       self.microbatches),
                        in_shardings=(self.state_shardings, self.batch_shardings),
                        out_shardings=(self.state_shardings, self.partitioner.replicated),
                        donate_argnums=(0,))
@@ -166,6 +219,44 @@ class ShardedModel:
             return jax.jit(make_eval_step(self.model, self.z_loss),
                            in_shardings=(self.state_shardings.params, self.batch_shardings),
                            out_shardings=self.partitioner.replicated)
+
+
+def compile_report(sharded: ShardedModel, config: TransformerConfig,
+                   feature_lengths: Mapping[str, int], batch_size: int) -> dict[str, Any]:
+    """Compile the train step without running it: memory per device, FLOPs and compile time.
+
+    XLA's memory figures are per device (the partitioned program); FLOPs are t2t's model FLOPs
+    per step (`flops_per_example`, what MFU uses) next to XLA's own count of the compiled step.
+    """
+    compiled, seconds = sharded.compile_train_step()
+    memory = compiled.memory_analysis()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    mesh = sharded.partitioner.mesh
+    gib = 2.0**30
+    per_device = {
+        "arguments_gib": memory.argument_size_in_bytes / gib,
+        "outputs_gib": memory.output_size_in_bytes / gib,
+        "aliased_gib": memory.alias_size_in_bytes / gib,  # donated: outputs reuse arguments
+        "temporaries_gib": memory.temp_size_in_bytes / gib,
+        "code_gib": memory.generated_code_size_in_bytes / gib,
+    }
+    per_device["peak_estimate_gib"] = (per_device["arguments_gib"] + per_device["outputs_gib"]
+                                       - per_device["aliased_gib"]
+                                       + per_device["temporaries_gib"])
+    return {
+        "devices": int(mesh.devices.size),
+        "device_kind": mesh.devices.flat[0].device_kind,
+        "mesh": {k: int(v) for k, v in mesh.shape.items()},
+        "parameters": int(sum(math.prod(x.shape)
+                              for x in jax.tree.leaves(sharded.abstract_state.params))),
+        "batch_size": batch_size,
+        "feature_lengths": dict(feature_lengths),
+        "model_flops_per_step": batch_size * flops_per_example(config, feature_lengths).training,
+        "xla_flops_per_step_per_device": float(cost.get("flops", float("nan"))) if cost else None,
+        "compile_seconds": seconds,
+        "memory_per_device": per_device,
+    }
 
 
 def _fresh_run_dir() -> Path:
@@ -201,6 +292,69 @@ def _check_objective_fits_family(objective: Any, config: TransformerConfig) -> N
             f"roberta_mlm) with encoder-only models and a text-to-text one otherwise.")
 
 
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss or gradient and was told to stop."""
+
+
+def _check_divergence(fetched: list[dict], first_step: int, nan_policy: str, skipped: int,
+                      max_skipped: int, checkpointer: Checkpointer) -> int:
+    """Skipped (non-finite) steps among `fetched` metrics; raises when the policy says stop."""
+    bad = [i for i, m in enumerate(fetched) if m["nonfinite"]]
+    if not bad:
+        return 0
+    metrics = fetched[bad[0]]
+    what, value = next((name, metrics[key]) for name, key in
+                       (("loss", "cross_entropy"), ("gradient norm", "grad_norm"),
+                        ("update norm", "update_norm")) if not np.isfinite(metrics[key]))
+    step = first_step + bad[0]
+    if nan_policy == "skip" and skipped + len(bad) <= max_skipped:
+        log.warning("Skipped %d step(s) with a non-finite %s, first at step %d (%d skipped so "
+                    "far, at most %d).", len(bad), what, step, skipped + len(bad), max_skipped)
+        return len(bad)
+    checkpointer.wait()
+    reason = (f"more than train.max_skipped_steps={max_skipped} steps were skipped"
+              if nan_policy == "skip" else "train.nan_policy='stop'")
+    raise DivergenceError(
+        f"Training diverged: the {what} is {value} at step {step}, and {reason}. That update was not applied; the last good checkpoint is "
+        f"step {checkpointer.latest_step()} in {checkpointer.directory}. Lower the learning rate, "
+        f"or set --gin.train.nan_policy='skip' to skip such steps.")
+
+
+class _PreemptionGuard:
+    """Turns SIGTERM and SIGINT into a request to checkpoint and stop at the next step boundary."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():  # signals need the main thread
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame) -> None:
+        self.signal = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _check_same_model(run_dir: Path, config: TransformerConfig, resuming: bool,
+                      write: bool) -> None:
+    """Refuse to resume a run whose model configuration differs from the one that wrote it."""
+    path = run_dir / "model_config.json"
+    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, as stored
+    if resuming and path.exists():
+        saved = json.loads(path.read_text())
+        changed = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+        if changed:
+            details = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise ConfigError(
+                f"Cannot resume {run_dir}: its checkpoints were written by a different model "
+                f"({details}). Use a new MODEL_DIR, or restore the original settings.")
+    elif write:
+        path.write_text(json.dumps(current, indent=2))
+
+
 class _TqdmHandler(logging.Handler):
     """Log lines printed above the progress bar instead of through it."""
 
@@ -208,18 +362,22 @@ class _TqdmHandler(logging.Handler):
         tqdm.write(self.format(record))
 
 
-def _setup_logging(run_dir: Path) -> None:
+def _setup_logging(run_dir: Path | None) -> None:
+    """Log to the console, and to run_dir/train.log when given."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     log.setLevel(logging.INFO)
     log.propagate = False
     for handler in list(log.handlers):
         log.removeHandler(handler)
-    for handler in (_TqdmHandler(), logging.FileHandler(run_dir / "train.log")):
+    handlers = [_TqdmHandler()]
+    if run_dir is not None:
+        handlers.append(logging.FileHandler(run_dir / "train.log"))
+    for handler in handlers:
         handler.setFormatter(fmt)
         log.addHandler(handler)
 
 
-@gin.configurable(denylist=["partitioner"])
+@gin.configurable(denylist=["partitioner", "compile_only"])
 def train(
     model_dir: str | None = None,
     train_steps: int = gin.REQUIRED,
@@ -240,8 +398,15 @@ def train(
     checkpoint_every: int = 100,
     keep_checkpoints: int = 3,
     cache_dir: str | None = None,
+    microbatches: int = 1,
+    nan_policy: str = "stop",
+    max_skipped_steps: int = 10,
+    keep_every: int | None = None,
+    keep_hours: float | None = None,
+    vocabulary_extra_ids: int = 100,
     partitioner: Partitioner | None = None,
-) -> TrainResult:
+    compile_only: bool = False,
+) -> TrainResult | dict[str, Any]:
     """Pretrain a model; resumes from the latest checkpoint in `model_dir` if there is one.
 
     Args:
@@ -262,53 +427,91 @@ def train(
       eval_batches: validation batches per evaluation (a fixed, deterministic set).
       keep_checkpoints: how many recent checkpoints to keep.
       cache_dir: where tokenised corpora are cached; default ~/.cache/t2t.
+      microbatches: gradient accumulation: split each batch into this many slices, one forward and
+        backward pass each, summed into one update (memory of one slice, result of the batch).
+      nan_policy: what a step with a non-finite loss or gradient does (it is never applied):
+        "stop" ends the run with a message naming the step, keeping the last good checkpoint;
+        "skip" goes on, counting skipped steps in the metrics, until `max_skipped_steps`.
+      keep_every, keep_hours: besides the newest `keep_checkpoints`, also keep every checkpoint
+        whose step is a multiple of `keep_every`, and one per `keep_hours` hours.
+      vocabulary_extra_ids: sentinels appended to the vocabulary (T5: 100); objectives that write
+        sentinels or mask tokens need them.
       partitioner: mesh + rules; default `make_partitioner()` (gin: `make_partitioner.preset`).
+      compile_only: check the configuration and compile the train step for the partitioner's
+        devices, then return `compile_report`'s dict instead of training (no data, no run dir).
     """
-    run_dir = Path(model_dir) if model_dir else _fresh_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _setup_logging(run_dir)
-    (run_dir / "config.gin").write_text(gin.config_str())
-    cache_dir = cache_dir or os.environ.get("T2T_CACHE_DIR") or str(Path.home() / ".cache" / "t2t")
-
     # Everything that can be wrong with the configuration fails here, before any compile.
     try:
-        vocab = Vocabulary(vocabulary) if vocabulary else default_vocabulary()
+        vocab = (Vocabulary(vocabulary, extra_ids=vocabulary_extra_ids) if vocabulary
+                 else default_vocabulary(extra_ids=vocabulary_extra_ids))
+        if getattr(objective, "uses_sentinels", False) and vocab.extra_ids == 0:
+            raise ValueError(
+                f"The vocabulary {vocab.model_path} has no sentinels (extra ids), but objective "
+                f"{type(objective).__name__} writes sentinel or mask ids above the vocabulary's "
+                f"pieces. Give it T5's 100 extra ids (--gin.train.vocabulary_extra_ids=100) or use "
+                f"an objective without sentinels (lm, prefix_lm, iid_15_d_d, all_permute).")
+        if nan_policy not in ("stop", "skip"):
+            raise ValueError(f"train.nan_policy must be 'stop' or 'skip', got {nan_policy!r}.")
         config = _resolve_vocab_size(model, vocab)
         raw_length = objective.raw_length(task_feature_lengths)
         partitioner = partitioner or make_partitioner()
         partitioner.check_batch_size(batch_size)
+        if batch_size % microbatches or (batch_size // microbatches) % partitioner.data_shards:
+            raise ValueError(
+                f"BATCH_SIZE={batch_size} in {microbatches} microbatches gives slices that do not "
+                f"split evenly into the {partitioner.data_shards} data shards: BATCH_SIZE must be a "
+                f"multiple of microbatches x data shards = {microbatches * partitioner.data_shards}.")
         converter = _make_converter(config, task_feature_lengths)
         _check_objective_fits_family(objective, config)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from error
+    sharded = ShardedModel(config, optimizer(learning_rate=learning_rate), partitioner,
+                           converter, batch_size, z_loss, seed, microbatches)
+    if compile_only:
+        return compile_report(sharded, config, task_feature_lengths, batch_size)
 
+    run_dir = Path(model_dir) if model_dir else _fresh_run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    chief = jax.process_index() == 0  # the one host that writes logs, metrics and the config
+    lock = RunLock(run_dir).acquire() if chief else None  # released when the loop ends
+    _setup_logging(run_dir if chief else None)
+    if chief:
+        (run_dir / "config.gin").write_text(gin.config_str())
+    cache_dir = cache_dir or os.environ.get("T2T_CACHE_DIR") or str(Path.home() / ".cache" / "t2t")
     log.info("Run directory: %s", run_dir.absolute())
-    log.info("Tokenising %s (cached in %s)", data_source, cache_dir)
-    train_corpus = tokenize_documents(get_source(data_source, "train"), vocab, cache_dir)
-    valid_corpus = tokenize_documents(
-        get_source(validation_source or data_source, "validation"), vocab, cache_dir)
-    unigram_entropy = train_corpus.unigram_entropy()
-    log.info("Train corpus: %d documents, %d tokens; unigram entropy %.3f nats/token. "
-             "Validation: %d documents, %d tokens.", train_corpus.num_docs,
-             train_corpus.num_tokens, unigram_entropy, valid_corpus.num_docs,
-             valid_corpus.num_tokens)
+    log.info("Data: %s (token cache in %s)", data_source, cache_dir)
+    try:  # a missing or empty source, a bad field or host count fails here, before any compile
+        pipeline = data_pipeline(data_source, "train", vocab, objective, converter, batch_size,
+                                 seed=seed, cache_dir=cache_dir)
+        valid_pipeline = data_pipeline(validation_source or data_source, "validation", vocab,
+                                       objective, converter, batch_size, seed=seed, shuffle=False,
+                                       num_epochs=1, cache_dir=cache_dir)
+        unigram_entropy = data_unigram_entropy(pipeline.sample_tokens())
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(str(error)) from error
+    log.info("Train data: %r in %d virtual shards (data fingerprint %s); unigram entropy %.3f "
+             "nats/token. Validation: %r.", pipeline.source, pipeline.num_shards,
+             pipeline.fingerprint, unigram_entropy, valid_pipeline.source)
     log.info("Objective %s: %d raw tokens -> %s", type(objective).__name__, raw_length,
              dict(task_feature_lengths))
 
-    sharded = ShardedModel(config, optimizer(learning_rate=learning_rate), partitioner,
-                           converter, batch_size, z_loss, seed)
     num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(sharded.abstract_state.params))
     log.info("Model: %s params on mesh %s", f"{num_params:,}", dict(partitioner.mesh.shape))
 
-    pipeline = Pipeline(train_corpus, objective, converter, batch_size, seed=seed)
-    checkpointer = Checkpointer(run_dir / "checkpoints", checkpoint_every, keep_checkpoints)
+    checkpointer = Checkpointer(run_dir / "checkpoints", checkpoint_every, keep_checkpoints,
+                                keep_every=keep_every, keep_hours=keep_hours)
+    _check_same_model(run_dir, config, resuming=checkpointer.latest_step() is not None,
+                      write=chief)
     start_step = checkpointer.latest_step()
     if start_step is None:
         state = sharded.init_state()
         start_step = 0
     else:
         state, data_state, start_step = checkpointer.restore(sharded.abstract_state)
-        pipeline.set_state(data_state)
+        try:
+            pipeline.set_state(data_state)
+        except ValueError as error:
+            raise ConfigError(f"cannot resume {run_dir}: {error}") from error
         log.info("Resumed from the checkpoint at step %d.", start_step)
 
     train_step, compile_seconds = sharded.compile_train_step()
@@ -316,16 +519,15 @@ def train(
     eval_step = sharded.eval_step()
 
     def evaluate(params) -> dict[str, float]:
-        valid = Pipeline(valid_corpus, objective, converter, batch_size, seed=seed,
-                         shuffle=False, num_epochs=1)
+        valid_pipeline.reset()
         totals: dict[str, float] = {}
-        for _, batch in zip(range(eval_batches), valid):
+        for _, batch in zip(range(eval_batches), valid_pipeline):
             terms = jax.device_get(eval_step(params, partitioner.shard_batch(batch)))
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v)
         return per_token_metrics(totals)
 
-    writer = MetricsWriter(run_dir)
+    writer = MetricsWriter(run_dir, enabled=chief)
     flops_per_step = batch_size * flops_per_example(config, task_feature_lengths).training
     tokens_per_step = batch_size * sum(task_feature_lengths.values())
     devices = partitioner.mesh.devices.size
@@ -341,14 +543,26 @@ def train(
                  unigram_entropy)
 
     progress = tqdm(total=train_steps, initial=start_step, desc="train", unit="step",
-                    dynamic_ncols=True, disable=None)
+                    dynamic_ncols=True, disable=None if chief else True)
     pending: list[dict] = []
     padding = 0.0
+    skipped = 0
     last_time = time.perf_counter()
     last_eval = initial_eval
     step = start_step
+    preemption = _PreemptionGuard()
     try:
         while step < train_steps:
+            if preemption.signal:
+                if checkpointer.latest_step() != step:
+                    checkpointer.save(step, state, pipeline.get_state(), force=True)
+                checkpointer.wait()
+                log.info("Received %s at step %d: saved a checkpoint with the data position in "
+                         "%s. Run the same command to resume.", preemption.signal, step,
+                         checkpointer.directory)
+                return TrainResult(run_dir, step, float("nan"),
+                                   None if initial_eval is None else initial_eval["loss"],
+                                   unigram_entropy, preempted=preemption.signal)
             batch = next(pipeline)
             padding += float(np.mean([np.mean(v == 0) for k, v in batch.items()
                                       if k.endswith("segment_ids")]))
@@ -360,17 +574,21 @@ def train(
             if step % log_every == 0 or step == train_steps:
                 fetched = jax.device_get(pending)  # blocks until the steps have really run
                 elapsed = time.perf_counter() - last_time
+                skipped += _check_divergence(fetched, step - len(fetched) + 1, nan_policy,
+                                             skipped, max_skipped_steps, checkpointer)
                 summed = jax.tree.map(lambda *xs: float(np.sum(xs)), *fetched)
                 n = len(pending)
                 step_time = elapsed / n
                 record = {
                     **per_token_metrics(summed),
                     "grad_norm": summed["grad_norm"] / n,
+                    "update_norm": summed["update_norm"] / n,
                     "learning_rate": float(schedule(step - 1)),
                     "step_time": step_time,
                     "tokens_per_second": tokens_per_step / step_time,
                     "mfu": flops_per_step / step_time / peak,
                     "padding_fraction": padding / n,
+                    "skipped_steps": skipped,
                 }
                 writer.write(step, record)
                 log.info("Step %d: loss %.4f, accuracy %.3f, lr %.3g, grad norm %.3f, %.3f s/step, "
@@ -388,9 +606,12 @@ def train(
         if checkpointer.latest_step() != step:
             checkpointer.save(step, state, pipeline.get_state(), force=True)
     finally:
+        preemption.restore()
         progress.close()
         checkpointer.close()
         writer.close()
+        if lock is not None:
+            lock.release()
 
     if last_eval is None:  # resumed at or past train_steps: nothing trained, still report
         last_eval = evaluate(state.params)

@@ -75,7 +75,7 @@ def test_parameters_are_sharded_as_the_rules_say(preset):
     sharded, state, _ = _one_step(preset)
     mesh = dict(sharded.partitioner.mesh.shape)
     params = state.params
-    embedding = params["token_embedder"]["embedding"]  # (vocab, embed)
+    embedding = params["embedder"]["tokens"]["embedding"]  # (vocab, embed)
     wi = params["encoder"]["layers_0"]["mlp"]["wi_0"]["kernel"]  # (embed, mlp)
     query = params["encoder"]["layers_0"]["self_attention"]["query"]["kernel"]  # (embed, heads, kv)
     fsdp = "fsdp" if "fsdp" in PRESETS[preset] and mesh["fsdp"] > 1 else None

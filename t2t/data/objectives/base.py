@@ -80,6 +80,8 @@ class Objective:
     Attributes:
       name: gin name, used in messages.
       family_features: "text_to_text" ({'inputs', 'targets'}) or "mlm".
+      uses_sentinels: whether examples contain sentinel / mask ids (the ids above the vocabulary's
+        pieces), so the vocabulary must have extra ids.
       max_redraws: rounds of re-drawing rows that overflow the feature lengths.
       accept_quantile: a configured length must hold this quantile of full-segment outputs.
       suggest_quantile: ``feature_lengths`` suggests this quantile (rounded up to 8).
@@ -88,6 +90,7 @@ class Objective:
 
     name = "objective"
     family_features = TEXT_TO_TEXT
+    uses_sentinels = True
     max_redraws = 8
     accept_quantile = 0.99
     suggest_quantile = 0.999

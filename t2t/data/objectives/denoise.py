@@ -150,6 +150,8 @@ class Denoise(Objective):
         self.noise_mask_fn = noise_mask_fn
         self.inputs_fn = inputs_fn
         self.targets_fn = targets_fn
+        self.uses_sentinels = any("sentinel" in _function_name(fn)
+                                  for fn in (inputs_fn, targets_fn) if fn is not None)
         self.noise_density = noise_density
         self.name = name
 
@@ -283,6 +285,10 @@ class SpanCorruption(Denoise):
         return {"inputs": inputs_length, "targets": self._fit(inputs_length)[1]}
 
 
+def _function_name(fn) -> str:
+    return getattr(fn, "func", fn).__name__  # through functools.partial
+
+
 @gin.configurable("prefix_lm")
 class PrefixLM(Denoise):
     """T5's prefix LM objective (``prefix_lm.gin``): split each segment at a random point.
@@ -330,6 +336,7 @@ class LM(Objective):
     """
 
     length_features = ("targets",)
+    uses_sentinels = False
 
     def __init__(self, name: str = "lm"):
         self.name = name

@@ -1,0 +1,1 @@
+"""Benchmarks: ``t2t bench data`` (input-pipeline throughput per CPU core; see data.py)."""
