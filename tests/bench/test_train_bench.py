@@ -1,0 +1,121 @@
+"""``t2t bench train`` on tiny models: the JSON's structure and that every number is positive.
+
+No timing assertions: the numbers of a tiny model on a shared CPU mean nothing; the committed
+results are experiments/benchmarks/train_step_cpu.{json,md}.
+"""
+
+import json
+import math
+
+import pytest
+
+from t2t import cli
+from t2t.bench import train as bench
+
+TINY = {"vocab_size": 512}
+
+
+def _tiny_specs(peers):
+    return bench.cpu_systems("t5_1_1/tiny", 2, 32, 16, TINY, {"t2t_scan": {"scan_layers": True}},
+                             peers)
+
+
+def _positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def _check_timed(system, tokens_per_step=2 * (32 + 16)):
+    for key in ("step_time_s", "tokens_per_s", "model_flops_per_step", "mfu", "parameters",
+                "first_step_s", "loss_first", "loss_last"):
+        assert _positive(system[key]), (key, system.get(key))
+    assert system["tokens_per_step"] == tokens_per_step
+    assert all(_positive(t) for r in system["step_times_s"] for t in r)
+
+
+@pytest.fixture(scope="module")
+def in_process():
+    peers = [p for p in bench.PEERS if not bench.missing_peer_modules(p)]
+    return bench.run_benchmark(_tiny_specs(peers), rounds=2, steps_per_round=1,
+                               compile_layers=(1, 2), isolate=False), peers
+
+
+def test_t2t_systems_report_positive_numbers(in_process):
+    result, _ = in_process
+    json.dumps(result)  # serialisable as is
+    assert {"machine", "systems", "ratios", "peak_flops", "compile_scaling", "targets",
+            "skipped", "reference"} <= set(result)
+    for key in ("cpu_model", "cpu_cores", "jax", "flax", "load_average_before",
+                "load_average_after", "date", "git_commit"):
+        assert key in result["machine"], key
+    assert _positive(result["peak_flops"]["value"])
+    for name in ("t2t", "t2t_scan"):
+        system = result["systems"][name]
+        _check_timed(system)
+        assert _positive(system["compile_s"])
+        assert _positive(system["xla_flops_per_step"])
+        assert _positive(system["xla_memory_per_device"]["peak_estimate_gib"])
+        assert system["config"]["vocab_size"] == 512
+    assert result["systems"]["t2t_scan"]["config"]["scan_layers"] is True
+    # Both do the same work, so the same model FLOPs.
+    assert (result["systems"]["t2t"]["model_flops_per_step"]
+            == result["systems"]["t2t_scan"]["model_flops_per_step"])
+    scaling = result["compile_scaling"]
+    assert scaling["layers"] == [1, 2] and _positive(scaling["ratio"])
+    assert all(_positive(s) for s in scaling["compile_s"].values())
+
+
+@pytest.mark.parametrize("peer", bench.PEERS)
+def test_peers_report_ratios(in_process, peer):
+    for module in bench.PEER_MODULES[peer]:
+        pytest.importorskip(module)
+    result, _ = in_process
+    system = result["systems"][peer]
+    _check_timed(system)
+    assert system["parameters"] == result["systems"]["t2t"]["parameters"]  # same shapes
+    assert _positive(result["ratios"][f"ratio_vs_{peer}"])
+    assert _positive(result["ratios"][f"ratio_vs_{peer}_paired_rounds_median"])
+
+
+def test_isolated_worker_reports_its_memory():
+    specs = bench.cpu_systems("t5_1_1/tiny", 2, 32, 16, TINY, peers=())
+    result = bench.run_benchmark(specs, rounds=1, compile_layers=None, isolate=True)
+    system = result["systems"]["t2t"]
+    _check_timed(system)
+    assert _positive(system["peak_rss_gib"]) and system["peak_rss_delta_gib"] >= 0
+    assert system["peak_rss_gib"] >= system["rss_after_imports_gib"]
+
+
+def test_gpu_preset_smoke_runs_on_cpu():
+    """The GPU preset's models (bf16, scan, minimal remat; einsum T5, dot-product decoder-only)."""
+    specs = bench.gpu_systems(smoke=True)
+    result = bench.run_benchmark(specs, rounds=1, steps_per_round=1, alternate=False,
+                                 compile_layers=None, isolate=False, reference=specs[0].name)
+    assert not result["skipped"]
+    for spec in specs:
+        system = result["systems"][spec.name]
+        _check_timed(system, spec.case.tokens_per_step)
+        assert system["config"]["dtype"] == "bfloat16" and system["config"]["scan_layers"]
+        assert system["config"]["remat_policy"] == "minimal"
+    assert result["systems"]["t2t_decoder_1b_bf16"]["config"]["attention_kernel"] == "dot_product"
+    assert result["systems"]["t2t_t5_1_1_base_bf16"]["config"]["attention_kernel"] == "einsum"
+
+
+def test_full_size_gpu_specs_are_the_intended_models():
+    from t2t.models.flops import count_params
+
+    t5, lm = bench.gpu_systems()
+    assert t5.case.size == "t5_1_1/base" and t5.case.lengths == {"inputs": 512, "targets": 114}
+    config = lm.case.config()
+    assert config.family == "decoder_only" and config.position_embedding == "learned"
+    assert 0.9e9 < count_params(config) < 1.2e9
+
+
+def test_cli_writes_json_and_markdown(tmp_path, capsys):
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    code = cli.main(["bench", "train", "--smoke", "--peers", "none", "--compile_layers", "none",
+                     "--no_isolate", "--out", str(out), "--md", str(md)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["smoke"] and _positive(result["systems"]["t2t"]["tokens_per_s"])
+    assert "| t2t |" in capsys.readouterr().out
+    assert "| t2t |" in md.read_text()
