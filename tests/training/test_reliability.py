@@ -134,3 +134,23 @@ def test_retention_keeps_the_newest_and_every_kth(tmp_path):
         checkpointer.save(step, {"x": jnp.full((2,), step)}, {"example": step})
     checkpointer.close()
     assert checkpointer.all_steps() == [4, 8, 9, 10]
+
+
+def test_a_complete_checkpoint_exists_throughout_an_async_save(tmp_path):
+    """keep=1: the old checkpoint is deleted only after the new one is committed, so at every
+    moment of the save some step directory is complete."""
+    import jax.numpy as jnp
+
+    checkpointer = Checkpointer(tmp_path, save_every=1, keep=1)
+    big = {"x": jnp.ones((4096, 1024))}
+    checkpointer.save(1, big, {"example": 1})
+    checkpointer.wait()
+    checkpointer.save(2, big, {"example": 2})
+    complete = lambda: [p.name for p in tmp_path.iterdir() if (p / "commit_success.txt").exists()]
+    observations = []
+    while not complete() == ["2"]:
+        observations.append(complete())
+        assert observations[-1], "no complete checkpoint on disk during the save"
+        time.sleep(0.001)
+    checkpointer.close()
+    assert checkpointer.all_steps() == [2]
