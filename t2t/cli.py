@@ -17,6 +17,8 @@
         A source's units, fingerprint and first documents ('embedded', 'tfds:c4/en:3.1.0', 'local:DIR', glob).
     t2t bench data [--out PATH] [--seconds N] [--batch_size N]
         Input-pipeline throughput (objective + converter + packing) in raw tokens/s per CPU core.
+    t2t bench pipeline [--local DIR] [--out PATH]
+        End-to-end pipeline throughput (read, tokenise, objective, pack) with 1 and 2 workers.
     t2t bench train [--preset cpu|gpu] [--smoke] [--size NAME] [--set FIELD=VALUE]... [--out FILE]
         Train-step time, tokens/s, MFU, compile time and memory; on CPU next to HF Flax T5 and
         PyTorch T5 on the same shapes (pip install -e ".[bench]"). See t2t/bench/train.py.
@@ -164,7 +166,8 @@ def _vocab(argv: Sequence[str]) -> int:
 
 def _bench(argv: Sequence[str]) -> int:
     """``t2t bench WHAT ...``: dispatch on the first argument to ``t2t.bench.WHAT.main``."""
-    benches = {"data": "t2t.bench.data", "train": "t2t.bench.train"}
+    benches = {"data": "t2t.bench.data", "pipeline": "t2t.bench.pipeline",
+               "train": "t2t.bench.train"}
     if not argv or argv[0] not in benches:
         print(f"t2t bench: choose one of {sorted(benches)}.\n\n{USAGE}", file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

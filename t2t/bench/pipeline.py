@@ -1,6 +1,9 @@
-"""End-to-end input-pipeline throughput (read → tokenise → objective → pack), for the committed benchmark.
+"""``t2t bench pipeline``: end-to-end input-pipeline throughput (read → tokenise → objective → pack).
 
-    python -m t2t.data.throughput --local=/tmp/t2t-local --out=experiments/benchmarks/pipeline_throughput.json
+    t2t bench pipeline --local=/tmp/t2t-local --out=experiments/benchmarks/pipeline_throughput.json
+
+(`t2t bench data` measures objective + converter + packing alone, per core; this measures the whole
+pipeline the trainer runs, with its worker processes.)
 
 Measures tokens/s (non-padding encoder input + decoder target tokens of the packed batches) of the
 ShardedPipeline with span corruption at 512/114, batch 64, 8 virtual shards, for 1 and 2 worker processes,
@@ -34,7 +37,7 @@ def measure(pipeline, seconds: float) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="t2t bench pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--local", default=os.path.expanduser("~/.cache/t2t/local_corpus"))
     parser.add_argument("--out", default="experiments/benchmarks/pipeline_throughput.json")
     parser.add_argument("--seconds", type=float, default=12.0)
