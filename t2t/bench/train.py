@@ -236,11 +236,32 @@ def _partitioner(case: Case):
                             None if case.mesh_shape is None else dict(case.mesh_shape), devices)
 
 
-class T2tSystem:
-    """t2t's own train step: ShardedModel.compile_train_step on the case's mesh."""
+class _System:
+    """A system under test: `setup` builds and compiles it, `_one_step` runs one training step
+    (blocking until it is done), `run` times steps and `close` reports losses and memory."""
 
     def __init__(self, case: Case):
         self.case = case
+        self.losses: list[float] = []  # filled by `_one_step`, reset by `setup`
+
+    def _one_step(self) -> None:
+        raise NotImplementedError
+
+    def run(self, steps: int) -> list[float]:
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            self._one_step()
+            times.append(time.perf_counter() - start)
+        return times
+
+    def close(self) -> dict:
+        return {"loss_first": self.losses[0], "loss_last": self.losses[-1],
+                "device_peak_gib": _device_peak_bytes()}
+
+
+class T2tSystem(_System):
+    """t2t's own train step: ShardedModel.compile_train_step on the case's mesh."""
 
     def setup(self) -> dict:
         import jax
@@ -294,17 +315,6 @@ class T2tSystem:
         metrics = jax.device_get(metrics)  # blocks until the step has run
         self.losses.append(float(metrics["cross_entropy"]) / max(float(metrics["weight"]), 1.0))
 
-    def run(self, steps: int) -> list[float]:
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            self._one_step()
-            times.append(time.perf_counter() - start)
-        return times
-
-    def close(self) -> dict:
-        return {"loss_first": self.losses[0], "loss_last": self.losses[-1],
-                "device_peak_gib": _device_peak_bytes()}
 
 
 def _hf_t5_config(config):
@@ -363,11 +373,8 @@ def shim_hf_flax_t5_clip() -> None:
     m.jnp = proxy
 
 
-class HfFlaxT5System:
+class HfFlaxT5System(_System):
     """transformers' FlaxT5ForConditionalGeneration, random init, one jitted AdamW step (donated)."""
-
-    def __init__(self, case: Case):
-        self.case = case
 
     def setup(self) -> dict:
         import jax
@@ -419,24 +426,10 @@ class HfFlaxT5System:
         self.count += 1
         self.losses.append(float(loss))  # blocks until the step has run
 
-    def run(self, steps: int) -> list[float]:
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            self._one_step()
-            times.append(time.perf_counter() - start)
-        return times
-
-    def close(self) -> dict:
-        return {"loss_first": self.losses[0], "loss_last": self.losses[-1],
-                "device_peak_gib": _device_peak_bytes()}
 
 
-class PytorchT5System:
+class PytorchT5System(_System):
     """transformers' T5ForConditionalGeneration in eager PyTorch, random init, AdamW."""
-
-    def __init__(self, case: Case):
-        self.case = case
 
     def setup(self) -> dict:
         import torch
@@ -465,15 +458,7 @@ class PytorchT5System:
         self.opt.zero_grad(set_to_none=True)
         self.losses.append(float(loss.detach()))
 
-    def run(self, steps: int) -> list[float]:
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            self._one_step()
-            times.append(time.perf_counter() - start)
-        return times
-
-    def close(self) -> dict:
+    def close(self) -> dict:  # no JAX device to ask for its memory
         return {"loss_first": self.losses[0], "loss_last": self.losses[-1]}
 
 

@@ -2,7 +2,6 @@
 
 import json
 import math
-import zlib
 
 import numpy as np
 import pytest
@@ -11,34 +10,9 @@ from t2t.data.converters import DecoderFeatureConverter, EncDecFeatureConverter,
 from t2t.data.objectives import LM, BertMLM, SpanCorruption, VocabInfo, iid_15_u_u
 from t2t.data.pipeline import Pipeline, TokenizedCorpus, tokenize_documents
 
-VOCAB_SIZE = 1000
+from fakes import VOCAB_SIZE, FakeVocab, ShortSegments
+
 VOCAB = VocabInfo.simple(VOCAB_SIZE)  # 900 pieces + 100 sentinels
-
-
-class FakeVocab:
-    """Whitespace words hashed to ids 3..802 (below the sentinels 900..999)."""
-
-    vocab_size = VOCAB_SIZE
-    num_pieces = 900
-    eos_id = 1
-
-    def __init__(self, model_sha256="fake-model-1"):
-        self.model_sha256 = model_sha256
-        self.calls = 0
-
-    def encode_batch(self, texts):
-        self.calls += 1
-        return [np.array([3 + zlib.crc32(w.encode()) % 800 for w in t.split()], np.int32) for t in texts]
-
-    def id_to_piece(self, i):
-        return "." if i == 5 else f"w{i}"
-
-
-class ShortSegments(SpanCorruption):
-    """Span corruption on 20-token segments, so that several examples pack into one row."""
-
-    def raw_length(self, feature_lengths):
-        return 20
 
 
 def make_corpus(num_docs=60, seed=0):

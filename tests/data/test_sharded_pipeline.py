@@ -2,40 +2,16 @@
 
 import gzip
 import json
-import zlib
 
 import numpy as np
 import pytest
 
 from t2t.data.converters import EncDecFeatureConverter
 from t2t.data.mixtures import MixtureSource
-from t2t.data.objectives import SpanCorruption
 from t2t.data.pipeline import ShardedPipeline
 from t2t.data.sources import c4_json_source, file_source, list_source, make_source
 
-
-class FakeVocab:
-    """Whitespace words hashed to ids 3..802 (below the 100 sentinels 900..999)."""
-
-    vocab_size = 1000
-    num_pieces = 900
-    eos_id = 1
-    model_sha256 = "fake-model-1"
-
-    def __init__(self):
-        self.calls = 0
-
-    def encode_batch(self, texts):
-        self.calls += 1
-        return [np.array([3 + zlib.crc32(w.encode()) % 800 for w in t.split()], np.int32) for t in texts]
-
-    def id_to_piece(self, i):
-        return "." if i == 5 else f"w{i}"
-
-
-class ShortSegments(SpanCorruption):
-    def raw_length(self, feature_lengths):
-        return 20
+from fakes import FakeVocab, ShortSegments
 
 
 def documents(n=300, seed=0):
