@@ -60,7 +60,6 @@ import ast
 import dataclasses
 import datetime
 import json
-import math
 import os
 import platform
 import resource
@@ -292,10 +291,9 @@ class T2tSystem(_System):
         start = time.perf_counter()
         self._one_step()
         first_step_s = time.perf_counter() - start
-        params = sum(math.prod(x.shape) for x in jax.tree.leaves(self.state.params))
         mesh = partitioner.mesh
         return {
-            "parameters": int(params),
+            "parameters": sharded.num_params,
             "compile_s": compile_s,
             "first_step_s": first_step_s,
             "model_flops_per_step": case.batch_size * flops_per_example(config, lengths).training,

@@ -51,6 +51,10 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def should_save(self, step: int) -> bool:
+        """Whether `save(step, ...)` would save (the interval, or a preemption JAX has signalled)."""
+        return self._manager.should_save(step)
+
     def save(self, step: int, state: Any, data_state: dict, force: bool = False) -> bool:
         """Save if `step` is on the save interval (or `force`); returns whether a save started."""
         saved = self._manager.save(

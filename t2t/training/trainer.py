@@ -186,6 +186,11 @@ class ShardedModel:
         self.batch_shardings = {k: batch_sharding for k in self.batch_shapes}
         self._dummy = dummy
 
+    @property
+    def num_params(self) -> int:
+        """Parameter count, from the abstract state's shapes."""
+        return sum(math.prod(x.shape) for x in jax.tree.leaves(self.abstract_state.params))
+
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:
         """Mesh and logical rules, active while tracing, so activation constraints resolve."""
@@ -248,8 +253,7 @@ def compile_report(sharded: ShardedModel, config: TransformerConfig,
         "devices": int(mesh.devices.size),
         "device_kind": mesh.devices.flat[0].device_kind,
         "mesh": {k: int(v) for k, v in mesh.shape.items()},
-        "parameters": int(sum(math.prod(x.shape)
-                              for x in jax.tree.leaves(sharded.abstract_state.params))),
+        "parameters": sharded.num_params,
         "batch_size": batch_size,
         "feature_lengths": dict(feature_lengths),
         "model_flops_per_step": batch_size * flops_per_example(config, feature_lengths).training,
@@ -495,8 +499,8 @@ def train(
     log.info("Objective %s: %d raw tokens -> %s", type(objective).__name__, raw_length,
              dict(task_feature_lengths))
 
-    num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(sharded.abstract_state.params))
-    log.info("Model: %s params on mesh %s", f"{num_params:,}", dict(partitioner.mesh.shape))
+    log.info("Model: %s params on mesh %s", f"{sharded.num_params:,}",
+             dict(partitioner.mesh.shape))
 
     checkpointer = Checkpointer(run_dir / "checkpoints", checkpoint_every, keep_checkpoints,
                                 keep_every=keep_every, keep_hours=keep_hours)
@@ -569,7 +573,9 @@ def train(
             state, metrics = train_step(state, partitioner.shard_batch(batch))
             step += 1
             pending.append(metrics)
-            checkpointer.save(step, state, pipeline.get_state())
+            # Ask first: the data state of a multi-host pipeline is an all-gather across hosts.
+            if checkpointer.should_save(step):
+                checkpointer.save(step, state, pipeline.get_state())
             progress.update(1)
             if step % log_every == 0 or step == train_steps:
                 fetched = jax.device_get(pending)  # blocks until the steps have really run

@@ -30,7 +30,7 @@ def test_text_drops_indented_code_and_tables():
 
 
 def test_pod_keeps_ordinary_paragraphs_and_strips_formatting_codes():
-    pod = f"=head1 NAME\n\nperlfoo - x\n\nThe B<print> function writes I<text> to L<perlfunc|x>.\n\n  verbatim code\n"
+    pod = "=head1 NAME\n\nperlfoo - x\n\nThe B<print> function writes I<text> to L<perlfunc|x>.\n\n  verbatim code\n"
     assert paragraphs_of_pod(pod) == ["perlfoo - x", "The print function writes text to perlfunc."]
 
 
