@@ -425,10 +425,10 @@ class _Shard:
             for text in unit.read(0):
                 batch.append(text)
                 if len(batch) == 512:
-                    docs += self.vocab.encode_batch(batch)
+                    docs += self._encode(batch)
                     batch = []
             if batch:
-                docs += self.vocab.encode_batch(batch)
+                docs += self._encode(batch)
             docs = [np.asarray(d, np.int32) for d in docs if len(d)]
             tokens = np.concatenate(docs) if docs else np.zeros(0, np.int32)
             offsets = np.zeros(len(docs) + 1, np.int64)
@@ -473,29 +473,39 @@ class _Shard:
             self._reader = (epoch, unit_pos, block + 1, r[3])
             if not texts:
                 return None
-        return [ids for ids in self.vocab.encode_batch(texts) if len(ids)]
+        return [ids for ids in self._encode(texts) if len(ids)]
+
+    def _encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Token ids of each document: the objective's own encoding (e.g. supervised pairs) or the vocab's."""
+        custom = getattr(self.objective, "encode_documents", None)
+        return custom(self.vocab, texts) if custom else self.vocab.encode_batch(texts)
 
     def examples_at(self, epoch: int, unit_pos: int, block: int) -> Examples | None:
-        """The objective applied to the block's segments (documents joined, cut every raw_length tokens)."""
+        """The objective applied to the block's documents; None when the unit has no such block."""
         key = (epoch, unit_pos, block)
         if key not in self._block_cache:
             docs = self._block_tokens(epoch, unit_pos, block)
             if docs is None:
                 return None
-            tokens = np.concatenate(docs).astype(np.int32) if docs else np.zeros(0, np.int32)
-            n = math.ceil(len(tokens) / self.raw_length)
-            lengths = np.full(n, self.raw_length, np.int64)
-            if n:
-                lengths[-1] = len(tokens) - (n - 1) * self.raw_length
-                unit_id = int(self.units_of_epoch(epoch)[unit_pos])
-                rng = np.random.default_rng([self.seed, 1, epoch, unit_id, block])
-                examples = self.objective(Ragged(tokens, lengths), rng, self.info, self.feature_lengths)
-            else:
-                examples = {}
-            self._block_cache[key] = examples
+            self._block_cache[key] = self._examples(docs, epoch, unit_pos, block)
             if len(self._block_cache) > 2:
                 self._block_cache.popitem(last=False)
         return self._block_cache[key]
+
+    def _examples(self, docs: list[np.ndarray], epoch: int, unit_pos: int, block: int) -> Examples:
+        """Documents joined and cut every raw_length tokens into segments for the objective; or, for a
+        per-document objective (supervised pairs), one example per document."""
+        if getattr(self.objective, "per_document", False):
+            return self.objective.from_documents(docs, None, self.info, self.feature_lengths)
+        tokens = np.concatenate(docs).astype(np.int32) if docs else np.zeros(0, np.int32)
+        n = math.ceil(len(tokens) / self.raw_length)
+        if not n:
+            return {}
+        lengths = np.full(n, self.raw_length, np.int64)
+        lengths[-1] = len(tokens) - (n - 1) * self.raw_length
+        unit_id = int(self.units_of_epoch(epoch)[unit_pos])
+        rng = np.random.default_rng([self.seed, 1, epoch, unit_id, block])
+        return self.objective(Ragged(tokens, lengths), rng, self.info, self.feature_lengths)
 
     # ----- rows -----
 
@@ -794,7 +804,8 @@ def data_pipeline(source: str, split: str, vocab: Vocab, objective: Any, convert
         import jax
         host_index, num_hosts = jax.process_index(), jax.process_count()
     num_shards = num_shards or default_num_shards(batch_size)
-    src = make_source(source, split, min_units=num_shards)
+    src = make_source(source, split, min_units=num_shards,
+                      field=getattr(objective, "source_field", "text"))
     return ShardedPipeline(src, vocab, objective, converter, batch_size, seed=seed, shuffle=shuffle,
                            num_epochs=num_epochs, num_shards=num_shards, docs_per_block=docs_per_block,
                            cache_dir=cache_dir if cache_tokens else None, host_index=host_index,

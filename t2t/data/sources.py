@@ -75,6 +75,8 @@ def _nonempty(docs: Iterator[str], pattern: str) -> Iterator[str]:
 
 
 def _read_jsonl(path: Path, field: str) -> Iterator[str]:
+    """Each record's ``field``; a comma list ("inputs,targets") yields the fields as a JSON list."""
+    fields = field.split(",")
     with _open_text(path) as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -83,16 +85,20 @@ def _read_jsonl(path: Path, field: str) -> Iterator[str]:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}, line {line_no}: not valid JSON ({e})") from None
-            if not isinstance(record, dict) or field not in record:
+            missing = [k for k in fields if not isinstance(record, dict) or k not in record]
+            if missing:
                 keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-                raise ValueError(f"{path}, line {line_no}: no field {field!r} (found {keys}); "
+                raise ValueError(f"{path}, line {line_no}: no field {missing[0]!r} (found {keys}); "
                                  "pass field=<name> to jsonl_files")
-            text = record[field]
-            if not isinstance(text, str):
-                raise ValueError(f"{path}, line {line_no}: field {field!r} is a "
-                                 f"{type(text).__name__}, not a string")
-            if text.strip():
-                yield text
+            texts = [record[k] for k in fields]
+            for k, text in zip(fields, texts):
+                if not isinstance(text, str):
+                    raise ValueError(f"{path}, line {line_no}: field {k!r} is a "
+                                     f"{type(text).__name__}, not a string")
+            if len(fields) > 1:
+                yield json.dumps(texts, ensure_ascii=False)
+            elif texts[0].strip():
+                yield texts[0]
 
 
 def jsonl_files(pattern: str, field: str = "text") -> Iterator[str]:

@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import flax.linen as nn
 import flax.struct
@@ -38,6 +38,7 @@ from t2t.data.vocab import Vocabulary, default_vocabulary
 from t2t.models.config import TransformerConfig
 from t2t.models.families import build_model
 from t2t.models.flops import flops_per_example
+from t2t.training import initial_checkpoint
 from t2t.training.checkpointing import Checkpointer
 from t2t.training.losses import loss_normalizers, model_loss, per_token_metrics
 from t2t.training.metrics import MetricsWriter
@@ -408,6 +409,9 @@ def train(
     keep_every: int | None = None,
     keep_hours: float | None = None,
     vocabulary_extra_ids: int = 100,
+    initial_checkpoint_path: str | None = None,
+    initial_checkpoint_include: Sequence[str] = (".*",),
+    initial_checkpoint_exclude: Sequence[str] = (),
     partitioner: Partitioner | None = None,
     compile_only: bool = False,
 ) -> TrainResult | dict[str, Any]:
@@ -440,6 +444,12 @@ def train(
         whose step is a multiple of `keep_every`, and one per `keep_hours` hours.
       vocabulary_extra_ids: sentinels appended to the vocabulary (T5: 100); objectives that write
         sentinels or mask tokens need them.
+      initial_checkpoint_path: fine-tuning: start from this run's (or checkpoint's) parameters,
+        with a fresh step, optimizer state and data position (t2t/training/initial_checkpoint.py).
+        Ignored once `model_dir` has its own checkpoint (a resumed fine-tuning run).
+      initial_checkpoint_include, initial_checkpoint_exclude: regular expressions over parameter
+        paths ("lm_head/kernel"): restore the matching ones, keep a fresh init for
+        the rest (a partial restore, e.g. a new head).
       partitioner: mesh + rules; default `make_partitioner()` (gin: `make_partitioner.preset`).
       compile_only: check the configuration and compile the train step for the partitioner's
         devices, then return `compile_report`'s dict instead of training (no data, no run dir).
@@ -510,6 +520,17 @@ def train(
     if start_step is None:
         state = sharded.init_state()
         start_step = 0
+        if initial_checkpoint_path:
+            try:
+                restored, names = initial_checkpoint.load_params(
+                    initial_checkpoint_path, sharded.abstract_state.params,
+                    initial_checkpoint_include, initial_checkpoint_exclude)
+            except (ValueError, FileNotFoundError) as error:
+                raise ConfigError(str(error)) from error
+            state = state.replace(params=initial_checkpoint.merge(state.params, restored))
+            log.info("Fine-tuning from %s: %d parameter arrays restored, %d freshly initialised.",
+                     initial_checkpoint_path, len(names),
+                     len(jax.tree.leaves(state.params)) - len(names))
     else:
         state, data_state, start_step = checkpointer.restore(sharded.abstract_state)
         try:

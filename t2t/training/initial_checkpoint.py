@@ -1,0 +1,109 @@
+"""Start a run from another run's parameters: fine-tuning (`INITIAL_CHECKPOINT_PATH`).
+
+Only the parameters travel: the step, the optimizer state and the data position start fresh, so a
+model pretrained with Adafactor can be fine-tuned with AdamW, on another task, at another batch size.
+A partial restore takes the parameters whose path matches `include` and not `exclude` (regular
+expressions over "/"-joined paths such as ``lm_head/kernel``); the others keep their
+fresh initialisation (a new classification head, say). Every parameter the model expects from the
+checkpoint must be there with the same shape, or the error names it and the fix.
+
+Accepted paths: a run directory (its newest checkpoint), a run's ``checkpoints`` directory, or one
+step's directory (``.../checkpoints/<step>``); any orbax checkpoint whose ``state`` item holds a
+``params`` tree (such as ``t2t convert import`` writes) works the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """The step directory (holding ``state/``) that `path` names; the newest step for a run."""
+    path = Path(path).expanduser().absolute()
+    for candidate in (path, path / "checkpoints"):
+        if (candidate / "state").is_dir():
+            return candidate
+        steps = sorted((int(p.name), p) for p in candidate.glob("*")
+                       if p.name.isdigit() and (p / "state").is_dir()) if candidate.is_dir() else []
+        if steps:
+            return steps[-1][1]
+    raise FileNotFoundError(
+        f"INITIAL_CHECKPOINT_PATH={path} holds no t2t checkpoint (looked for {path}/state, "
+        f"{path}/<step>/state and {path}/checkpoints/<step>/state). Point it at a run directory "
+        f"or one of its checkpoints/<step> directories.")
+
+
+def _path_str(key_path: tuple) -> str:
+    """"encoder/layers_0/mlp/wo/kernel" (flax's partitioning box adds a trailing "value": dropped)."""
+    parts = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in key_path]
+    return "/".join(parts[:-1] if parts and parts[-1] == "value" else parts)
+
+
+def select(params: Any, include: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """Paths of the leaves of `params` to restore: matching an `include` pattern, no `exclude` one."""
+    inc = [re.compile(p) for p in include]
+    exc = [re.compile(p) for p in exclude]
+    paths = [_path_str(kp) for kp, _ in jax.tree_util.tree_leaves_with_path(params)]
+    return [p for p in paths if any(r.search(p) for r in inc) and not any(r.search(p) for r in exc)]
+
+
+def load_params(path: str | Path, abstract_params: Any, include: Sequence[str] = (".*",),
+                exclude: Sequence[str] = ()) -> tuple[Any, list[str]]:
+    """Restore the selected parameters of `abstract_params` from the checkpoint at `path`.
+
+    `abstract_params` is the model's tree of jax.ShapeDtypeStruct with shardings (arrays land
+    sharded as the new run wants, whatever mesh saved them). Returns (a tree like
+    `abstract_params` whose unselected leaves are None, the restored paths).
+    """
+    step_dir = find_checkpoint(path)
+    wanted = set(select(abstract_params, include, exclude))
+    if not wanted:
+        raise ValueError(f"initial_checkpoint_include={list(include)} / exclude={list(exclude)} "
+                         f"select no parameter of the model; nothing would be restored.")
+    saved = ocp.PyTreeCheckpointer().metadata(step_dir / "state")
+    saved_tree = getattr(saved, "item_metadata", None) or saved.tree
+    saved_shapes = {_path_str(kp): tuple(leaf.shape)
+                    for kp, leaf in jax.tree_util.tree_leaves_with_path(saved_tree.get("params", {}))}
+    problems = []
+    for kp, leaf in jax.tree_util.tree_leaves_with_path(abstract_params):
+        name = _path_str(kp)
+        if name not in wanted:
+            continue
+        if name not in saved_shapes:
+            problems.append(f"{name}: not in the checkpoint")
+        elif saved_shapes[name] != tuple(leaf.shape):
+            problems.append(f"{name}: checkpoint shape {saved_shapes[name]} vs model {leaf.shape}")
+    if problems:
+        raise ValueError(
+            f"the checkpoint {step_dir} does not fit the model for {len(problems)} parameter(s): "
+            + "; ".join(problems[:8]) + ("; ..." if len(problems) > 8 else "")
+            + ". Use the same model config (scan_layers included), or leave these parameters "
+              "freshly initialised with --gin.train.initial_checkpoint_exclude=\"['<regex>']\".")
+
+    def keep(kp, leaf):
+        return leaf if _path_str(kp) in wanted else None
+
+    target = jax.tree_util.tree_map_with_path(keep, abstract_params)
+    restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding, global_shape=s.shape,
+                                                               dtype=s.dtype), target)
+    restored = ocp.PyTreeCheckpointer().restore(
+        step_dir / "state", args=ocp.args.PyTreeRestore(
+            item={"params": target}, restore_args={"params": restore_args}, partial_restore=True))
+    log.info("Restored %d of %d parameter arrays from %s.", len(wanted),
+             len(jax.tree.leaves(abstract_params)), step_dir)
+    return restored["params"], sorted(wanted)
+
+
+def merge(fresh: Any, restored: Any) -> Any:
+    """`restored` where it has a leaf, `fresh` elsewhere."""
+    leaves, treedef = jax.tree.flatten(fresh)
+    return treedef.unflatten([f if r is None else r
+                              for f, r in zip(leaves, treedef.flatten_up_to(restored))])
