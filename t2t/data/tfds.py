@@ -29,7 +29,8 @@ from t2t.data.sources import Source, Unit
 DEFAULT_C4 = "c4/en:3.1.0"
 
 
-def _import_tfds():
+def import_tfds():
+    """The tensorflow_datasets module, or a ValueError that names the extra to install."""
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
@@ -37,7 +38,7 @@ def _import_tfds():
     return tfds
 
 
-def _register_builder(name: str) -> None:
+def register_builder(name: str) -> None:
     """Import the module that registers ``name``'s builder (C4's builder is not imported by default)."""
     base = name.split("/")[0].split(":")[0]
     for package in ("text", "structured", "translate", "question_answering", "summarization"):
@@ -59,8 +60,8 @@ def _has_tensorflow() -> bool:
 @functools.lru_cache(maxsize=16)
 def _open(name: str, split: str, data_dir: str | None):
     """(random-access data source or None, number of records, file format) for a prepared dataset."""
-    tfds = _import_tfds()
-    _register_builder(name)
+    tfds = import_tfds()
+    register_builder(name)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:
@@ -111,7 +112,7 @@ class TfdsUnit(Unit):
             for first in range(start, self.size(), 256):
                 yield from self.get(range(first, min(first + 256, self.size())))
             return
-        tfds = _import_tfds()
+        tfds = import_tfds()
         dataset = tfds.load(self.name, split=f"{self.split}[{self.start + start}:{self.stop}]",
                             data_dir=self.data_dir, download=False)
         for record in tfds.as_numpy(dataset):
@@ -150,8 +151,8 @@ def build_c4_format_dataset(data_dir: str, splits: Mapping[str, Sequence[str]], 
     ``_info`` and generates from local documents, as a plain generator builder since C4's is Beam-based), so ``tfds_source('c4/en:3.1.0', data_dir=...)`` reads it as it reads
     the real C4. Returns the dataset directory. No TensorFlow and no Apache Beam.
     """
-    tfds = _import_tfds()
-    _register_builder("c4")
+    tfds = import_tfds()
+    register_builder("c4")
     from tensorflow_datasets.core import registered
     from tensorflow_datasets.text import c4 as c4_module
 

@@ -1,0 +1,151 @@
+"""Evaluate a model on a downstream task and append the scores to ``<run_dir>/eval_metrics.jsonl``.
+
+    t2t eval --run_dir runs/t5_tiny --task wiki_topic --task gettext_ende [--split validation]
+             [--max_examples 500] [--rank_classification] [--step N] [--data_dir DIR]
+             [--decode max_length=64 --decode method=beam ...]
+
+A predictor is anything with ``generate(inputs: list[str]) -> list[str]`` and ``score(inputs, targets)
+-> list[float]`` (log-likelihood of each target given its input); ``t2t eval`` loads
+``t2t.decoding.infer.Predictor.from_run_dir``. Classification tasks can be scored by rank
+classification (T5's "rank_classification"): every label string is scored for every example and the
+most likely one is the prediction, so the model never produces an invalid label.
+
+Each evaluation appends one JSON line per task, in the format of the trainer's ``metrics.jsonl`` (which
+the sweep store ingests):
+
+    {"step": 2000, "split": "eval:wiki_topic", "accuracy": 41.3, "mean_11class_f1": 30.2, "num_examples": 500}
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from t2t.evaluation.tasks import TASKS, Task, get_task
+
+METRICS_FILE = "eval_metrics.jsonl"
+
+
+class Predictor(Protocol):
+    """What the evaluator needs of a model (``t2t.decoding.infer.Predictor`` provides it)."""
+
+    def generate(self, inputs: list[str], **options: Any) -> list[str]: ...
+
+    def score(self, inputs: list[str], targets: list[str]) -> list[float]: ...
+
+
+def rank_classify(predictor: Predictor, inputs: Sequence[str], label_names: Sequence[str]) -> list[str]:
+    """The most likely label for each input: one ``score`` call over every (input, label) pair.
+
+    >>> rank_classify(p, ["cola sentence: It rains."], ["unacceptable", "acceptable"])  # doctest: +SKIP
+    ['acceptable']      # if log p("acceptable" | input) > log p("unacceptable" | input)
+    """
+    pairs = [(x, label) for x in inputs for label in label_names]
+    scores = predictor.score([x for x, _ in pairs], [label for _, label in pairs])
+    if len(scores) != len(pairs):
+        raise ValueError(f"predictor.score returned {len(scores)} scores for {len(pairs)} (input, label) pairs")
+    best = np.asarray(scores, dtype=float).reshape(len(inputs), len(label_names)).argmax(axis=1)
+    return [label_names[i] for i in best]
+
+
+def evaluate(task: Task | str, predictor: Predictor, split: str | None = None, max_examples: int | None = None,
+             *, rank_classification: bool = False, data_dir: str | None = None,
+             generate_options: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """Scores of ``predictor`` on the first ``max_examples`` examples of ``task``'s ``split``.
+
+    Returns the task's metrics (T5's names, 0-100) and ``num_examples``. ``data_dir`` is where the
+    task's source lives (a TFDS data_dir, or the offline suite's directory).
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    examples = task.examples(split, max_examples, data_dir)
+    if not examples:
+        raise ValueError(f"task {task.name!r} split {split or task.eval_split!r} has no examples")
+    inputs = [e["inputs"] for e in examples]
+    if rank_classification:
+        if not task.label_names:
+            raise ValueError(f"rank classification needs a classification task; {task.name!r} has no "
+                             "label names (drop --rank_classification to generate)")
+        outputs = rank_classify(predictor, inputs, task.label_names)
+    else:
+        outputs = list(predictor.generate(inputs, **dict(generate_options or {})))
+        if len(outputs) != len(inputs):
+            raise ValueError(f"predictor.generate returned {len(outputs)} outputs for {len(inputs)} inputs")
+    targets = [task.target(e) for e in examples]
+    predictions = [task.postprocess(o) for o in outputs]
+    results: dict[str, float] = {}
+    for metric in task.metrics:
+        results.update(metric(targets, predictions))
+    results["num_examples"] = len(examples)
+    return results
+
+
+def write_eval_metrics(run_dir: str | Path, step: int, task_name: str, results: Mapping[str, float]) -> Path:
+    """Append ``{"step", "split": "eval:<task>", **results}`` as one line to ``<run_dir>/eval_metrics.jsonl``."""
+    path = Path(run_dir) / METRICS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps({"step": int(step), "split": f"eval:{task_name}", **results}) + "\n")
+    return path
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """"max_length=64" -> ("max_length", 64); values are Python literals, else strings ("method=beam")."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--decode takes KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``t2t eval``: evaluate a run directory's checkpoint on one or more tasks."""
+    parser = argparse.ArgumentParser(prog="t2t eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run_dir", required=True, help="a training run directory (its checkpoints)")
+    parser.add_argument("--task", action="append", required=True, help=f"repeatable; one of {', '.join(sorted(TASKS))}")
+    parser.add_argument("--split", default=None, help="default: each task's evaluation split")
+    parser.add_argument("--max_examples", type=int, default=None)
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    parser.add_argument("--rank_classification", action="store_true",
+                        help="score every label instead of generating (classification tasks)")
+    parser.add_argument("--data_dir", default=None,
+                        help="TFDS data_dir for TFDS tasks, the built suite for offline tasks")
+    parser.add_argument("--decode", type=_option, action="append", default=[],
+                        help="a generate() option as KEY=VALUE, e.g. max_length=64 (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        tasks = [get_task(name) for name in args.task]
+    except ValueError as error:
+        print(f"t2t eval: {error}", file=sys.stderr)
+        return 2
+    try:
+        from t2t.decoding.infer import Predictor as RunPredictor
+    except ImportError as error:
+        print(f"t2t eval: loading a run needs t2t.decoding.infer.Predictor ({error})", file=sys.stderr)
+        return 2
+    predictor = RunPredictor.from_run_dir(args.run_dir, step=args.step)
+    step = args.step if args.step is not None else getattr(predictor, "step", None)
+    if step is None:
+        print("t2t eval: the predictor does not say which checkpoint step it loaded; pass --step",
+              file=sys.stderr)
+        return 2
+    for task in tasks:
+        try:
+            results = evaluate(task, predictor, args.split, args.max_examples,
+                               rank_classification=args.rank_classification, data_dir=args.data_dir,
+                               generate_options=dict(args.decode))
+        except (ValueError, ImportError) as error:
+            print(f"t2t eval: {task.name}: {error}", file=sys.stderr)
+            return 2
+        path = write_eval_metrics(args.run_dir, step, task.name, results)
+        print(f"{task.name} (step {step}): " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+    print(f"Appended to {path}")
+    return 0

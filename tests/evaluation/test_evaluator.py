@@ -1,0 +1,118 @@
+"""The evaluator with fake predictors: generation and rank classification, the metrics file, `t2t eval`."""
+
+import json
+import sys
+import types
+
+import pytest
+
+from t2t.evaluation import evaluator
+from t2t.evaluation.evaluator import evaluate, rank_classify, write_eval_metrics
+from t2t.evaluation.tasks import TOPICS, get_task
+
+
+class LookupPredictor:
+    """Generates a fixed answer per input; scores a target 0 if it is that answer, else -1."""
+
+    def __init__(self, answers: dict[str, str]):
+        self.answers = answers
+        self.generate_calls, self.score_calls = [], []
+
+    def generate(self, inputs, **options):
+        self.generate_calls.append((list(inputs), options))
+        return [self.answers.get(x, "nonsense") for x in inputs]
+
+    def score(self, inputs, targets):
+        self.score_calls.append((list(inputs), list(targets)))
+        return [0.0 if self.answers.get(x) == t else -1.0 for x, t in zip(inputs, targets)]
+
+
+@pytest.fixture
+def suite(tmp_path):
+    """A tiny built suite: 6 wiki_topic and 3 gettext_ende validation examples."""
+    topics = [{"title": f"T{i}", "extract": f"Article number {i}.", "topic": TOPICS[i % 3]} for i in range(6)]
+    pairs = [{"en": "cannot open the file", "de": "Datei kann nicht geöffnet werden", "package": "p"},
+             {"en": "the file was removed", "de": "die Datei wurde entfernt", "package": "p"},
+             {"en": "no such file or directory", "de": "Datei oder Verzeichnis nicht gefunden", "package": "p"}]
+    for name, records in (("wiki_topic", topics), ("gettext_ende", pairs)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return tmp_path
+
+
+def truth(task_name, suite):
+    task = get_task(task_name)
+    return {e["inputs"]: e["targets"] for e in task.examples(data_dir=str(suite))}
+
+
+def test_generation_scores_perfect_and_partly_wrong_predictors(suite):
+    answers = truth("wiki_topic", suite)
+    perfect = evaluate("wiki_topic", LookupPredictor(answers), data_dir=str(suite))
+    assert perfect == {"accuracy": 100.0, f"mean_{len(TOPICS)}class_f1": pytest.approx(300 / len(TOPICS)),
+                       "num_examples": 6}  # 3 of the 11 topics occur, each with F1 1
+    wrong_two = dict(answers)
+    for x in list(answers)[:2]:
+        wrong_two[x] = "not a topic"  # an invalid label counts as wrong
+    assert evaluate("wiki_topic", LookupPredictor(wrong_two), data_dir=str(suite))["accuracy"] == \
+        pytest.approx(400 / 6)
+    first_two = evaluate("wiki_topic", LookupPredictor(answers), max_examples=2, data_dir=str(suite))
+    assert first_two["num_examples"] == 2
+
+
+def test_translation_uses_bleu_and_passes_generate_options(suite):
+    pytest.importorskip("sacrebleu")
+    predictor = LookupPredictor(truth("gettext_ende", suite))
+    result = evaluate("gettext_ende", predictor, data_dir=str(suite), generate_options={"max_length": 16})
+    assert result["bleu"] == pytest.approx(100.0) and result["num_examples"] == 3
+    assert predictor.generate_calls[0][0][0].startswith("translate English to German: ")
+    assert predictor.generate_calls[0][1] == {"max_length": 16}
+
+
+def test_rank_classification_scores_every_label_and_never_generates(suite):
+    predictor = LookupPredictor(truth("wiki_topic", suite))
+    result = evaluate("wiki_topic", predictor, data_dir=str(suite), rank_classification=True)
+    assert result["accuracy"] == 100.0 and not predictor.generate_calls
+    (inputs, targets), = predictor.score_calls
+    assert len(inputs) == 6 * len(TOPICS) and targets[:len(TOPICS)] == list(TOPICS)
+    # The best score wins even when every score is negative.
+    negative = types.SimpleNamespace(score=lambda inputs, targets: [-5.0, -0.5, -9.0])
+    assert rank_classify(negative, ["q"], ["a", "b", "c"]) == ["b"]
+    with pytest.raises(ValueError, match="needs a classification task"):
+        evaluate("gettext_ende", predictor, data_dir=str(suite), rank_classification=True)
+
+
+def test_metrics_file_appends_lines_in_the_training_metrics_format(tmp_path):
+    write_eval_metrics(tmp_path, 100, "wiki_topic", {"accuracy": 50.0, "num_examples": 4})
+    path = write_eval_metrics(tmp_path, 200, "wiki_topic", {"accuracy": 75.0, "num_examples": 4})
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert path.name == "eval_metrics.jsonl"
+    assert lines == [{"step": 100, "split": "eval:wiki_topic", "accuracy": 50.0, "num_examples": 4},
+                     {"step": 200, "split": "eval:wiki_topic", "accuracy": 75.0, "num_examples": 4}]
+
+
+def test_t2t_eval_main_loads_the_run_and_appends_results(suite, tmp_path, monkeypatch, capsys):
+    answers = truth("wiki_topic", suite)
+    loaded = {}
+
+    class FakeRunPredictor(LookupPredictor):
+        step = 300
+
+        @classmethod
+        def from_run_dir(cls, run_dir, step=None):
+            loaded.update(run_dir=run_dir, step=step, predictor=cls(answers))
+            return loaded["predictor"]
+
+    module = types.ModuleType("t2t.decoding.infer")
+    module.Predictor = FakeRunPredictor
+    monkeypatch.setitem(sys.modules, "t2t.decoding", types.ModuleType("t2t.decoding"))
+    monkeypatch.setitem(sys.modules, "t2t.decoding.infer", module)
+    run_dir = tmp_path / "run"
+    assert evaluator.main(["--run_dir", str(run_dir), "--task", "wiki_topic", "--data_dir", str(suite),
+                           "--decode", "max_length=8", "--decode", "method=beam"]) == 0
+    assert loaded["run_dir"] == str(run_dir) and loaded["step"] is None
+    assert loaded["predictor"].generate_calls[0][1] == {"max_length": 8, "method": "beam"}
+    line = json.loads((run_dir / "eval_metrics.jsonl").read_text())
+    assert line["step"] == 300 and line["split"] == "eval:wiki_topic" and line["accuracy"] == 100.0
+    assert "wiki_topic (step 300): accuracy 100" in capsys.readouterr().out
+    assert evaluator.main(["--run_dir", str(run_dir), "--task", "wiki_topc"]) == 2
+    assert "Did you mean 'wiki_topic'" in capsys.readouterr().err
