@@ -22,6 +22,10 @@
              [--rank_classification] [--decode KEY=VALUE]...
         Evaluate a run on downstream tasks (T5's text-to-text formats and metrics); appends to
         DIR/eval_metrics.jsonl. See t2t/evaluation/evaluator.py.
+    t2t sweep run|launch|ingest|report SWEEP_FILE [...]
+        Ablation sweeps: run trials x seeds as local subprocesses (skips finished runs, records
+        failures), launch them on TPU pods or SLURM, and report a T5-style table with the paper's
+        numbers beside ours. See t2t/sweeps/cli.py.
     t2t bench data [--out PATH] [--seconds N] [--batch_size N]
         Input-pipeline throughput (objective + converter + packing) in raw tokens/s per CPU core.
     t2t bench pipeline [--local DIR] [--out PATH]
@@ -228,7 +232,8 @@ def _data(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "compile-only": _compile_only, "vocab": _vocab,
-                "bench": _bench, "data": _data, "eval": _module_main("t2t.evaluation.evaluator")}
+                "bench": _bench, "data": _data, "eval": _module_main("t2t.evaluation.evaluator"),
+                "sweep": _module_main("t2t.sweeps.cli")}
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

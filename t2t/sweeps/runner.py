@@ -1,0 +1,294 @@
+"""``t2t sweep run``: every (trial, seed) of a sweep as a ``t2t train`` subprocess on this machine.
+
+    t2t sweep run experiments/t5_table2/sweep.py --parallel 2
+
+- Each run is ``<train command> --gin_file=... --gin.K=V ... --gin.SEED=s
+  --gin.MODEL_DIR=<sweep_dir>/<trial>/seed_<s>``, then the trial's after-commands, one after
+  another; their output goes to ``<run dir>/sweep.log``, which is kept.
+- Results go to ``<sweep_dir>/results.sqlite`` (`t2t.sweeps.store`), written by this process only.
+- Done runs are skipped when the sweep is run again, so an edited sweep runs only what is new.
+- A run whose command fails is recorded as failed with the tail of its log, and the others go on;
+  ``--retry_failed`` runs failed ones again.
+- Ctrl-C (or SIGTERM) stops every child: each gets SIGTERM, on which ``t2t train`` checkpoints and
+  exits, then SIGKILL after a grace period (or at a second Ctrl-C). Those runs are recorded as
+  interrupted and resume from their checkpoints at the next ``t2t sweep run``.
+- One runner per sweep directory: a second one is refused while the first is alive.
+
+The train command is injectable (``--train_command``, ``run_sweep(train_command=...)``): tests and
+other trainers take the same flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from tqdm import tqdm
+
+from t2t.sweeps.commands import (TRAIN_COMMAND, after_commands, pending_runs, select_runs,
+                                 shell_line, train_flags)
+from t2t.sweeps.spec import Sweep, Trial, results_path, run_subdir
+from t2t.sweeps.store import ResultsStore, run_metrics
+from t2t.training.run_lock import RunLock, RunLockedError
+
+LOG_NAME = "sweep.log"
+TAIL_LINES = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How one run ended: ``done``, ``failed`` or ``interrupted``, and a one-line summary."""
+
+    trial: str
+    seed: int
+    status: str
+    seconds: float
+    summary: str
+
+
+def _log_tail(path: Path, offset: int, lines: int = TAIL_LINES) -> str:
+    """The last non-empty lines written to `path` after `offset` (progress-bar carriage returns
+    count as line breaks)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    kept = [line.rstrip() for line in text.replace("\r", "\n").split("\n") if line.strip()]
+    return "\n".join(line for line in kept[-lines:] if not line.startswith("=== "))
+
+
+class _Run:
+    """One (trial, seed) in flight: its commands run one after another, each in its own process
+    group (so a signal reaches whatever the command starts), all logging to ``sweep.log``."""
+
+    def __init__(self, trial: Trial, seed: int, commands: list[list[str]], run_dir: Path) -> None:
+        self.trial, self.seed, self.run_dir = trial, seed, run_dir
+        self._commands = list(commands)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = run_dir / LOG_NAME
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.started = time.monotonic()
+        self.command: list[str] | None = None
+        self.process: subprocess.Popen | None = None
+        self._launch_error: str | None = None
+
+    def advance(self) -> str | None:
+        """Poll; start the next command once the current one succeeded. Returns None while
+        running, "done" when every command succeeded, "failed" when one did not."""
+        if self.process is not None:
+            returncode = self.process.poll()
+            if returncode is None:
+                return None
+            if returncode != 0:
+                return "failed"
+        if not self._commands:
+            return "done"
+        self.command = self._commands.pop(0)
+        with open(self.log_path, "a") as log:
+            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} $ {shell_line(self.command)}\n")
+            log.flush()
+            try:
+                self.process = subprocess.Popen(
+                    self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            except OSError as error:
+                self._launch_error = f"cannot start {self.command[0]!r}: {error}"
+                return "failed"
+        return None
+
+    def send(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def error(self) -> str:
+        """What failed: the command, its exit status, and the last lines of its log."""
+        if self._launch_error:
+            return self._launch_error
+        returncode = self.process.returncode
+        how = (f"was killed by {signal.Signals(-returncode).name}" if returncode < 0
+               else f"exited with status {returncode}")
+        command = shell_line(self.command)
+        command = command if len(command) <= 200 else command[:200] + " ..."
+        return (f"{command} {how}. Last lines of {self.log_path}:\n"
+                f"{_log_tail(self.log_path, self._log_offset)}")
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def _done_summary(rows: list[tuple[str, str, int, float]]) -> str:
+    """"validation loss 4.912 at step 200", or the row count without a validation loss."""
+    losses = [(step, value) for split, metric, step, value in rows
+              if split == "validation" and metric == "loss"]
+    if losses:
+        step, value = max(losses)
+        return f"validation loss {value:.4f} at step {step}"
+    return f"{len(rows)} metric values"
+
+
+class SweepRunner:
+    """Runs a sweep's pending (trial, seed) pairs, ``parallel`` at a time (see the module doc)."""
+
+    def __init__(self, sweep: Sweep, sweep_dir: str | Path, *, parallel: int = 1,
+                 train_command: Sequence[str] = TRAIN_COMMAND, grace_seconds: float = 120.0,
+                 poll_seconds: float = 0.2, out: TextIO | None = None) -> None:
+        if parallel < 1:
+            raise ValueError(f"--parallel must be at least 1, got {parallel}")
+        self.sweep, self.sweep_dir = sweep, Path(sweep_dir)
+        self.parallel, self.train_command = parallel, list(train_command)
+        self.grace_seconds, self.poll_seconds = grace_seconds, poll_seconds
+        self.out = out or sys.stdout
+
+    def commands(self, trial: Trial, seed: int) -> list[list[str]]:
+        """The run's commands: training, then the trial's after-commands."""
+        model_dir = str(self.sweep_dir / run_subdir(trial.name, seed))
+        return ([self.train_command + train_flags(self.sweep, trial, seed, model_dir)]
+                + after_commands(trial, seed, model_dir, str(self.sweep_dir)))
+
+    def _print(self, message: str) -> None:
+        tqdm.write(message, file=self.out)
+
+    def run(self, only: str | None = None, retry_failed: bool = False,
+            dry_run: bool = False) -> list[Outcome]:
+        runs = select_runs(self.sweep, only)
+        statuses = {}
+        if results_path(self.sweep_dir).exists():
+            with ResultsStore(self.sweep_dir) as store:
+                statuses = store.statuses()
+        pending, done, failed = pending_runs(runs, statuses, retry_failed)
+        skipped = " (skipped; --retry_failed reruns them)" if failed else ""
+        pace = "" if dry_run else f", {self.parallel} at a time"
+        self._print(f"Sweep {self.sweep.name} in {self.sweep_dir}: {len(runs)} runs, {done} done, "
+                    f"{failed} failed{skipped}, {len(pending)} to run{pace}.")
+        if dry_run:
+            for trial, seed in pending:
+                for command in self.commands(trial, seed):
+                    self._print(shell_line(command))
+            return []
+        try:
+            lock = RunLock(self.sweep_dir).acquire()
+        except RunLockedError as error:
+            raise RunLockedError(f"another `t2t sweep run` is using {self.sweep_dir}: {error}")
+        try:
+            with ResultsStore(self.sweep_dir) as store:
+                return self._run_all(store, pending)
+        finally:
+            lock.release()
+
+    def _run_all(self, store: ResultsStore, pending: list[tuple[Trial, int]]) -> list[Outcome]:
+        queue, active, outcomes = list(pending), [], []
+        progress = tqdm(total=len(queue), desc=self.sweep.name, unit="run", disable=None,
+                        dynamic_ncols=True)
+        try:
+            while queue or active:
+                while queue and len(active) < self.parallel:
+                    trial, seed = queue.pop(0)
+                    store.mark_running(trial.name, seed, trial.tags)
+                    active.append(_Run(trial, seed, self.commands(trial, seed),
+                                       self.sweep_dir / run_subdir(trial.name, seed)))
+                for run in list(active):
+                    state = run.advance()
+                    if state is not None:
+                        outcomes.append(self._record(store, run, state))
+                        active.remove(run)
+                        progress.update(1)
+                time.sleep(self.poll_seconds)
+        except KeyboardInterrupt:
+            outcomes += self._interrupt(store, active)
+        finally:
+            progress.close()
+        return outcomes
+
+    def _record(self, store: ResultsStore, run: _Run, state: str) -> Outcome:
+        """Write a finished run to the store (metrics and done, or failed with its error)."""
+        seconds = time.monotonic() - run.started
+        rows = run_metrics(run.run_dir) if state == "done" else []
+        if state == "done" and rows:
+            store.mark_done(run.trial.name, run.seed, rows)
+            summary = _done_summary(rows)
+        else:
+            error = (run.error() if state == "failed" else
+                     f"the run's commands succeeded but wrote no metrics (*.jsonl) in "
+                     f"{run.run_dir}; is MODEL_DIR passed on to the trainer?")
+            store.mark_stopped(run.trial.name, run.seed, "failed", error)
+            state, summary = "failed", f"{error.splitlines()[-1].strip()} (log: {run.log_path})"
+        self._print(f"{state:<6} {run.trial.name} seed {run.seed} in {_duration(seconds)}: "
+                    f"{summary}")
+        return Outcome(run.trial.name, run.seed, state, seconds, summary)
+
+    def _interrupt(self, store: ResultsStore, active: list[_Run]) -> list[Outcome]:
+        """Stop every child (SIGTERM, then SIGKILL after the grace period or a second Ctrl-C) and
+        record its run as interrupted."""
+        self._print(f"Interrupted: stopping {len(active)} run(s); they checkpoint and exit (up to "
+                    f"{self.grace_seconds:.0f} s; Ctrl-C again to kill them now).")
+        for run in active:
+            run.send(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_seconds
+        try:
+            while any(run.alive() for run in active) and time.monotonic() < deadline:
+                time.sleep(self.poll_seconds)
+        except KeyboardInterrupt:
+            pass
+        outcomes = []
+        for run in active:
+            if run.alive():
+                run.send(signal.SIGKILL)
+                run.process.wait()
+            summary = "interrupted; `t2t sweep run` again resumes it from its last checkpoint"
+            store.mark_stopped(run.trial.name, run.seed, "interrupted", summary)
+            outcomes.append(Outcome(run.trial.name, run.seed, "interrupted",
+                                    time.monotonic() - run.started, summary))
+            self._print(f"interrupted {run.trial.name} seed {run.seed}")
+        return outcomes
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``t2t sweep run``; exit status 0 if every run is done, 1 if one failed, 130 if stopped."""
+    from t2t.sweeps.cli import add_sweep_arguments, load_from_args
+
+    parser = argparse.ArgumentParser(prog="t2t sweep run", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_sweep_arguments(parser)
+    parser.add_argument("--parallel", type=int, default=1, help="runs at a time (default 1)")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="print the commands of the runs that would start, start nothing")
+    parser.add_argument("--train_command", default=None, help="the trainer, as a shell line "
+                        f"(default: {shell_line(list(TRAIN_COMMAND))})")
+    args = parser.parse_args(argv)
+    sweep, sweep_dir = load_from_args(parser, args)
+    train_command = shlex.split(args.train_command) if args.train_command else TRAIN_COMMAND
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        runner = SweepRunner(sweep, sweep_dir, parallel=args.parallel, train_command=train_command)
+        outcomes = runner.run(only=args.only, retry_failed=args.retry_failed, dry_run=args.dry_run)
+    except (ValueError, RunLockedError) as error:
+        print(f"t2t sweep run: {error}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "failed", "interrupted")}
+    if outcomes:
+        print(f"Sweep {sweep.name}: {counts['done']} done, {counts['failed']} failed, "
+              f"{counts['interrupted']} interrupted. Report: t2t sweep report {sweep_dir}")
+    return 130 if counts["interrupted"] else 1 if counts["failed"] else 0
