@@ -30,6 +30,28 @@ class ConfigError(ValueError):
     """A configuration mistake; the message says what to change."""
 
 
+def _tolerate_namespace_packages_in_gin_includes() -> None:
+    """gin also tries `include 'runs/pretrain.gin'` as a file of a Python package named `runs`. A
+    ./runs folder (our default run directory) on sys.path, as under `python -m`, is a namespace
+    package with no file of its own, and gin's lookup then crashes with a TypeError instead of
+    moving on to the search paths. Treat that case as "no such resource"."""
+    from gin import config as gin_config
+    from gin import resource_reader
+
+    def exists(path: str) -> bool:
+        try:
+            return resource_reader.system_path_file_exists(path)
+        except TypeError:
+            return False
+
+    gin_config._FILE_READERS[:] = [  # gin has no public way to replace a registered reader
+        (reader, exists if check is resource_reader.system_path_file_exists else check)
+        for reader, check in gin_config._FILE_READERS]
+
+
+_tolerate_namespace_packages_in_gin_includes()
+
+
 def register_configurables() -> None:
     """Import every module that defines gin configurables, so bindings can name them."""
     import t2t.data.objectives  # noqa: F401

@@ -126,3 +126,13 @@ def test_model_files_parse_and_match_their_header(elsewhere, model_file):
     else:
         assert config.vocab_size == rows
     assert count_params(config) == params
+
+
+def test_a_runs_folder_on_sys_path_does_not_break_includes(tmp_path, monkeypatch):
+    """Under `python -m`, ./runs (the default run directory) is importable as a namespace package;
+    gin's package-resource lookup of `include 'runs/pretrain.gin'` must not crash on it."""
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    parse_gin([DEFAULT_GIN_FILE], [])
+    assert gin.query_parameter("train.z_loss") == 1e-4  # set by the included runs/pretrain.gin
