@@ -26,6 +26,10 @@
         Ablation sweeps: run trials x seeds as local subprocesses (skips finished runs, records
         failures), launch them on TPU pods or SLURM, and report a T5-style table with the paper's
         numbers beside ours. See t2t/sweeps/cli.py.
+    t2t convert import --hf_dir DIR --out DIR [--scan_layers]
+    t2t convert export (--run_dir DIR [--step N] | --params DIR) --out DIR
+        HF weights (safetensors + config.json) to and from t2t, for T5 v1.0/v1.1, GPT-2 and BERT;
+        an import is a params-only checkpoint for INITIAL_CHECKPOINT_PATH. See t2t/interop/.
     t2t bench data [--out PATH] [--seconds N] [--batch_size N]
         Input-pipeline throughput (objective + converter + packing) in raw tokens/s per CPU core.
     t2t bench pipeline [--local DIR] [--out PATH]
@@ -233,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "compile-only": _compile_only, "vocab": _vocab,
                 "bench": _bench, "data": _data, "eval": _module_main("t2t.evaluation.evaluator"),
-                "sweep": _module_main("t2t.sweeps.cli")}
+                "sweep": _module_main("t2t.sweeps.cli"), "convert": _module_main("t2t.interop.cli")}
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

@@ -1,6 +1,6 @@
 """``t2t bench train``: training-step time, tokens/s, MFU, compile time and peak memory, next to peers.
 
-    t2t bench train [--preset cpu|gpu] [--smoke] [--size NAME] [--batch_size N] [--inputs N]
+    t2t bench train [--preset cpu|gpu] [--only NAME,...] [--smoke] [--size NAME] [--batch_size N] [--inputs N]
                     [--targets N] [--dtype float32|bfloat16] [--set FIELD=VALUE]...
                     [--variant NAME:FIELD=VALUE,...]... [--partitioning PRESET] [--mesh JSON]
                     [--num_devices N] [--optimizer adamw|adafactor] [--peers hf_flax_t5,pytorch_t5|none]
@@ -316,26 +316,15 @@ class T2tSystem(_System):
 
 
 def _hf_t5_config(config):
-    """transformers.T5Config with the same shape as a t2t T5 TransformerConfig."""
+    """transformers.T5Config with the same shape as a t2t T5 TransformerConfig (t2t convert's
+    mapping, which fails naming any field HF cannot hold)."""
     from transformers import T5Config
 
-    if config.family != "encoder_decoder" or config.position_embedding != "relative" \
-            or config.norm != "rms" or config.use_bias or config.shared_encoder_decoder:
-        raise ValueError("peers exist for T5-shaped encoder-decoders only (relative positions, "
-                         "RMSNorm, no biases)")
-    activations = {("gelu", "linear"): "gated-gelu", ("relu",): "relu"}
-    if config.mlp_activations not in activations:
-        raise ValueError(f"no HF T5 equivalent of MLP {config.mlp_activations}")
-    return T5Config(
-        vocab_size=config.vocab_size, d_model=config.d_model, d_kv=config.head_dim,
-        d_ff=config.d_ff, num_layers=config.num_encoder_layers,
-        num_decoder_layers=config.num_decoder_layers, num_heads=config.num_heads,
-        relative_attention_num_buckets=config.relative_attention_num_buckets,
-        relative_attention_max_distance=config.relative_attention_max_distance,
-        dropout_rate=config.dropout_rate, layer_norm_epsilon=config.layer_norm_epsilon,
-        feed_forward_proj=activations[config.mlp_activations],
-        tie_word_embeddings=config.logits_via_embedding, use_cache=False,
-        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    from t2t.interop import config_to_hf
+
+    if config.family != "encoder_decoder":
+        raise ValueError("peers exist for T5-shaped encoder-decoders only")
+    return T5Config(**config_to_hf(config), use_cache=False)
 
 
 def _hf_batch(case: Case) -> dict[str, Any]:
@@ -941,6 +930,21 @@ def gpu_systems(smoke: bool = False) -> list[SystemSpec]:
             SystemSpec("t2t_decoder_1b_bf16", "t2t", lm)]
 
 
+def _with_variants(specs: Sequence[SystemSpec], overrides: Mapping[str, Any],
+                   variants: Mapping[str, Mapping[str, Any]]) -> list[SystemSpec]:
+    """Each spec with ``overrides`` applied, followed by one ``<name>+<variant>`` copy per variant."""
+    def with_fields(spec: SystemSpec, name: str, fields: Mapping[str, Any]) -> SystemSpec:
+        merged = tuple(sorted({**dict(spec.case.overrides), **fields}.items()))
+        return dataclasses.replace(spec, name=name, case=dataclasses.replace(spec.case,
+                                                                             overrides=merged))
+    out = []
+    for spec in specs:
+        base = with_fields(spec, spec.name, overrides)
+        out.append(base)
+        out += [with_fields(base, f"{base.name}+{v}", fields) for v, fields in variants.items()]
+    return out
+
+
 def _parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
@@ -1039,6 +1043,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max_wait", type=float, default=600.0)
     parser.add_argument("--no_isolate", action="store_true",
                         help="run every system in this process (no per-system RSS)")
+    parser.add_argument("--only", help="GPU preset: comma list of system names to run")
     parser.add_argument("--out", help="write the JSON here")
     parser.add_argument("--md", help="write a Markdown report here")
     args = parser.parse_args(argv)
@@ -1059,11 +1064,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     mesh = None if args.mesh is None else tuple(sorted(ast.literal_eval(args.mesh).items()))
 
     if args.preset == "gpu":
-        specs = gpu_systems(args.smoke)
-        if overrides:
-            specs = [dataclasses.replace(s, case=dataclasses.replace(
-                s.case, overrides=tuple(sorted({**dict(s.case.overrides), **overrides}.items()))))
-                for s in specs]
+        specs = _with_variants(gpu_systems(args.smoke), overrides, variants)
+        if args.only:
+            specs = [s for s in specs if s.name in args.only.split(",")]
+            if not specs:
+                parser.error(f"--only {args.only} matches no GPU system")
         rounds, steps, alternate = args.rounds or 3, args.steps_per_round or 5, False
         compile_layers = None
         reference = specs[0].name

@@ -25,20 +25,26 @@ import orbax.checkpoint as ocp
 log = logging.getLogger(__name__)
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """The step directory (holding ``state/``) that `path` names; the newest step for a run."""
+def find_checkpoint(path: str | Path) -> tuple[Path, str | None]:
+    """(the orbax directory `path` names, the key of the parameters in its tree, None at the root).
+
+    A run's newest step for a run directory; ``<dir>/params`` for a params-only checkpoint.
+    """
     path = Path(path).expanduser().absolute()
+    if (path / "params").is_dir() and (path / "model_config.json").is_file():
+        return path / "params", None  # t2t convert import's params-only layout
     for candidate in (path, path / "checkpoints"):
         if (candidate / "state").is_dir():
-            return candidate
+            return candidate / "state", "params"
         steps = sorted((int(p.name), p) for p in candidate.glob("*")
                        if p.name.isdigit() and (p / "state").is_dir()) if candidate.is_dir() else []
         if steps:
-            return steps[-1][1]
+            return steps[-1][1] / "state", "params"
     raise FileNotFoundError(
         f"INITIAL_CHECKPOINT_PATH={path} holds no t2t checkpoint (looked for {path}/state, "
-        f"{path}/<step>/state and {path}/checkpoints/<step>/state). Point it at a run directory "
-        f"or one of its checkpoints/<step> directories.")
+        f"{path}/<step>/state, {path}/checkpoints/<step>/state and a params-only {path}/params). "
+        f"Point it at a run directory, one of its checkpoints/<step> directories, or the output of "
+        f"`t2t convert import`.")
 
 
 def _path_str(key_path: tuple) -> str:
@@ -63,15 +69,15 @@ def load_params(path: str | Path, abstract_params: Any, include: Sequence[str] =
     sharded as the new run wants, whatever mesh saved them). Returns (a tree like
     `abstract_params` whose unselected leaves are None, the restored paths).
     """
-    step_dir = find_checkpoint(path)
+    directory, key = find_checkpoint(path)
     wanted = set(select(abstract_params, include, exclude))
     if not wanted:
         raise ValueError(f"initial_checkpoint_include={list(include)} / exclude={list(exclude)} "
                          f"select no parameter of the model; nothing would be restored.")
-    saved = ocp.PyTreeCheckpointer().metadata(step_dir / "state")
-    saved_tree = getattr(saved, "item_metadata", None) or saved.tree
+    saved_tree = ocp.PyTreeCheckpointer().metadata(directory).item_metadata.tree
+    saved_params = saved_tree.get(key, {}) if key else saved_tree
     saved_shapes = {_path_str(kp): tuple(leaf.shape)
-                    for kp, leaf in jax.tree_util.tree_leaves_with_path(saved_tree.get("params", {}))}
+                    for kp, leaf in jax.tree_util.tree_leaves_with_path(saved_params)}
     problems = []
     for kp, leaf in jax.tree_util.tree_leaves_with_path(abstract_params):
         name = _path_str(kp)
@@ -83,7 +89,7 @@ def load_params(path: str | Path, abstract_params: Any, include: Sequence[str] =
             problems.append(f"{name}: checkpoint shape {saved_shapes[name]} vs model {leaf.shape}")
     if problems:
         raise ValueError(
-            f"the checkpoint {step_dir} does not fit the model for {len(problems)} parameter(s): "
+            f"the checkpoint {directory} does not fit the model for {len(problems)} parameter(s): "
             + "; ".join(problems[:8]) + ("; ..." if len(problems) > 8 else "")
             + ". Use the same model config (scan_layers included), or leave these parameters "
               "freshly initialised with --gin.train.initial_checkpoint_exclude=\"['<regex>']\".")
@@ -94,12 +100,12 @@ def load_params(path: str | Path, abstract_params: Any, include: Sequence[str] =
     target = jax.tree_util.tree_map_with_path(keep, abstract_params)
     restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding, global_shape=s.shape,
                                                                dtype=s.dtype), target)
-    restored = ocp.PyTreeCheckpointer().restore(
-        step_dir / "state", args=ocp.args.PyTreeRestore(
-            item={"params": target}, restore_args={"params": restore_args}, partial_restore=True))
+    nest = (lambda tree: {key: tree}) if key else (lambda tree: tree)
+    restored = ocp.PyTreeCheckpointer().restore(directory, args=ocp.args.PyTreeRestore(
+        item=nest(target), restore_args=nest(restore_args), partial_restore=True))
     log.info("Restored %d of %d parameter arrays from %s.", len(wanted),
-             len(jax.tree.leaves(abstract_params)), step_dir)
-    return restored["params"], sorted(wanted)
+             len(jax.tree.leaves(abstract_params)), directory)
+    return (restored[key] if key else restored), sorted(wanted)
 
 
 def merge(fresh: Any, restored: Any) -> Any:

@@ -89,3 +89,12 @@ def test_a_model_that_does_not_fit_the_checkpoint_is_named(tmp_path, pretrained)
 def test_missing_checkpoint_says_where_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no t2t checkpoint"):
         initial_checkpoint.find_checkpoint(tmp_path)
+
+
+def test_params_only_checkpoint_of_t2t_convert_starts_a_finetuning(tmp_path, pretrained):
+    """`t2t convert import` writes DIR/params + DIR/model_config.json; fine-tuning reads it too."""
+    from t2t.interop.checkpoint import load_run_params, save_params
+    params, config, _ = load_run_params(pretrained)
+    save_params(tmp_path / "params_only", params, config)
+    run = _finetune(tmp_path, tmp_path / "params_only", steps=0)
+    jax.tree.map(np.testing.assert_array_equal, _params(pretrained, 2), _params(run, 0))
