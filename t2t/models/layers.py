@@ -202,18 +202,35 @@ class RelativePositionBias(nn.Module):
     dtype: str = "float32"
 
     @nn.compact
-    def __call__(self, q_len: int, k_len: int, bidirectional: bool) -> Array:  # -> [1, h, q, k]
-        # Buckets depend only on static shapes, so they are computed once in NumPy at trace time.
-        # With packing, positions in different segments are masked anyway, so arange offsets suffice.
-        rel = np.arange(k_len)[None, :] - np.arange(q_len)[:, None]
-        buckets = relative_position_bucket(rel, bidirectional, self.num_buckets, self.max_distance)
+    def __call__(self, q_len: int, k_len: int, bidirectional: bool,
+                 query_positions: Array | None = None) -> Array:
+        """Queries at 0..q_len-1 -> [1, h, q, k]; or, while decoding, queries at key index
+        `query_positions` [b, q] (traced) -> [b, h, q, k].
+
+        E.g. decoding the token at position 5 with a 16-slot cache: `query_positions=[[5]]` gives
+        the bias row of query 5 in a 16 x 16 training-time bias, for every head.
+        """
         table = self.param(
             "rel_embedding",
             nn.with_logical_partitioning(
                 nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
                 ("heads", "relpos_buckets")),
             (self.num_heads, self.num_buckets), jnp.float32)
-        return table[:, buckets][None].astype(self.dtype)
+        bucket = functools.partial(relative_position_bucket, bidirectional=bidirectional,
+                                   num_buckets=self.num_buckets, max_distance=self.max_distance)
+        if query_positions is None:
+            # Buckets depend only on static shapes, so they are computed once in NumPy at trace
+            # time. With packing, positions in different segments are masked anyway, so arange
+            # offsets suffice.
+            buckets = bucket(np.arange(k_len)[None, :] - np.arange(q_len)[:, None])
+            return table[:, buckets][None].astype(self.dtype)
+        # Traced positions: bucket every possible offset -(k-1)..k-1 in NumPy (float64 logs, the
+        # same buckets as in training, where float32 could round a boundary differently) and
+        # look the offsets up.
+        buckets_of_offset = jnp.asarray(bucket(np.arange(-(k_len - 1), k_len)))
+        offsets = jnp.arange(k_len) - query_positions[..., None]  # [b, q, k]
+        buckets = buckets_of_offset[offsets + k_len - 1]
+        return jnp.moveaxis(table[:, buckets], 0, 1).astype(self.dtype)  # [h, b, ...] -> [b, h, ...]
 
 
 def attention_mask(query_segment_ids: Array, key_segment_ids: Array, causal: bool = False,
@@ -239,15 +256,46 @@ def attention_mask(query_segment_ids: Array, key_segment_ids: Array, causal: boo
     return mask[:, None]
 
 
+def decoding_mask(query_positions: Array, cache_prefix: Array,
+                  query_prefix: Array | None = None) -> Array:
+    """Which cache slots each query may see while decoding: bool [b, 1, q, K].
+
+    `query_positions` [b, q] are the queries' cache slots; `cache_prefix` [b, K] marks the slots
+    that hold a prefix LM's fully visible prefix, and `query_prefix` [b, q] the queries inside it.
+    A query at slot p sees slots 0..p: a row writes its slots in order (prompt, then one token per
+    step), so those hold its own tokens and nothing stale. E.g. a prefix LM prefill of [BOS, x, y]
+    (all prefix) lets BOS see x and y; the first generated token, at slot 3, sees slots 0..3.
+    """
+    slots = jnp.arange(cache_prefix.shape[1])
+    visible = slots[None, None, :] <= query_positions[:, :, None]
+    if query_prefix is not None:
+        visible = visible | (query_prefix[:, :, None] > 0) & (cache_prefix[:, None, :] > 0)
+    return visible[:, None]
+
+
+# Logical names of a key or value cache [b, K, h, d]: laid out like the keys and values themselves.
+CACHE_AXES = ("batch", "length", "act_heads", "act_kv")
+
+
 class MultiHeadAttention(nn.Module):
-    """Multi-head dot-product attention without biases, as in T5."""
+    """Multi-head dot-product attention without biases, as in T5.
+
+    With `decode=True` (self-attention only) the keys and values of each call are written into a
+    cache (collection "cache", [b, K, h, d] each) at the queries' slots `cache_positions` [b, q],
+    and the queries attend over all K slots; the caller's mask decides which of them are visible.
+    The call that creates the cache (`mutable=["cache"]`, none given) sizes it by its input: K.
+    """
 
     config: TransformerConfig
 
     @nn.compact
     def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Array | None,
-                 bias: Array | None = None, deterministic: bool = True) -> Array:
-        """[b, q, e], [b, k, e], mask [b, 1, q, k], bias [1, h, q, k] -> [b, q, e]."""
+                 bias: Array | None = None, deterministic: bool = True, decode: bool = False,
+                 cache_positions: Array | None = None) -> Array:
+        """[b, q, e], [b, k, e], mask [b, 1, q, k], bias [1 or b, h, q, k] -> [b, q, e].
+
+        While decoding, k is the cache's length K and `cache_positions` is [b, q].
+        """
         cfg = self.config
         project = functools.partial(dense, cfg, (cfg.num_heads, cfg.head_dim),
                                     ("embed", "heads", "kv"), init_distribution="normal")
@@ -257,6 +305,8 @@ class MultiHeadAttention(nn.Module):
         value = project(name="value")(inputs_kv)  # [b, k, h, d]
         query, key, value = (constrain(t, "batch", "length", "act_heads", "act_kv")
                              for t in (query, key, value))
+        if decode:
+            key, value = self._cached_keys_and_values(key, value, cache_positions)
 
         if cfg.attention_kernel == "dot_product":
             # scale=1: the 1/sqrt(d) lives in the query's init, as in the einsum path.
@@ -273,6 +323,21 @@ class MultiHeadAttention(nn.Module):
         out = constrain(out, "batch", "length", "act_heads", "act_kv")
         return dense(cfg, cfg.d_model, ("heads", "kv", "embed"), "out", axis=(-2, -1),
                      init_distribution="normal")(out)
+
+    def _cached_keys_and_values(self, key: Array, value: Array,
+                                positions: Array) -> tuple[Array, Array]:
+        """Write key and value [b, q, h, d] at slots `positions` [b, q]; return the whole cache,
+        [b, K, h, d] each."""
+        created = not self.has_variable("cache", "cached_key")
+        init = nn.with_logical_partitioning(jnp.zeros, CACHE_AXES)
+        cached_key = self.variable("cache", "cached_key", init, key.shape, key.dtype)
+        cached_value = self.variable("cache", "cached_value", init, value.shape, value.dtype)
+        if created:  # the sizing call: the cache starts empty, so attend over this input only
+            return key, value
+        rows = jnp.arange(key.shape[0])[:, None]  # each row writes at its own slots
+        cached_key.value = cached_key.value.at[rows, positions].set(key)
+        cached_value.value = cached_value.value.at[rows, positions].set(value)
+        return cached_key.value, cached_value.value
 
 
 class Mlp(nn.Module):

@@ -1,7 +1,6 @@
 """The evaluator with fake predictors: generation and rank classification, the metrics file, `t2t eval`."""
 
 import json
-import sys
 import types
 
 import pytest
@@ -94,18 +93,14 @@ def test_t2t_eval_main_loads_the_run_and_appends_results(suite, tmp_path, monkey
     answers = truth("wiki_topic", suite)
     loaded = {}
 
-    class FakeRunPredictor(LookupPredictor):
-        step = 300
+    def from_run_dir(run_dir, step=None):
+        predictor = LookupPredictor(answers)
+        predictor.step = 300
+        loaded.update(run_dir=run_dir, step=step, predictor=predictor)
+        return predictor
 
-        @classmethod
-        def from_run_dir(cls, run_dir, step=None):
-            loaded.update(run_dir=run_dir, step=step, predictor=cls(answers))
-            return loaded["predictor"]
-
-    module = types.ModuleType("t2t.decoding.infer")
-    module.Predictor = FakeRunPredictor
-    monkeypatch.setitem(sys.modules, "t2t.decoding", types.ModuleType("t2t.decoding"))
-    monkeypatch.setitem(sys.modules, "t2t.decoding.infer", module)
+    from t2t.decoding.predictor import Predictor
+    monkeypatch.setattr(Predictor, "from_run_dir", staticmethod(from_run_dir))
     run_dir = tmp_path / "run"
     assert evaluator.main(["--run_dir", str(run_dir), "--task", "wiki_topic", "--data_dir", str(suite),
                            "--decode", "max_length=8", "--decode", "method=beam"]) == 0

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from t2t.models.config import TransformerConfig
-from t2t.models.layers import (DenseGeneral, Mlp, MultiHeadAttention, RMSNorm, attention_mask,
+from t2t.models.layers import (CACHE_AXES, DenseGeneral, Mlp, MultiHeadAttention, RMSNorm,
+                               RelativePositionBias, attention_mask, decoding_mask,
                                relative_position_bucket)
 
 # T5_REFERENCE §9.3: buckets hand-derived from t5x's _relative_position_bucket (32 buckets, 128).
@@ -82,6 +83,51 @@ def test_attention_has_no_logit_scaling_and_respects_mask():
     pb = MultiHeadAttention(big).init(jax.random.key(2), xb, xb, None)["params"]
     ratio = jnp.var(pb["query"]["kernel"].value) / jnp.var(pb["key"]["kernel"].value)
     assert ratio == pytest.approx(1 / 64, rel=0.1)
+
+
+def test_cached_attention_one_token_at_a_time_equals_causal_attention():
+    cfg = TransformerConfig(d_model=8, num_heads=2, head_dim=4)
+    x = jax.random.normal(jax.random.key(0), (2, 5, 8))
+    attn = MultiHeadAttention(cfg)
+    params = attn.init(jax.random.key(1), x, x, None)["params"]
+    causal = attention_mask(jnp.ones((2, 5)), jnp.ones((2, 5)), causal=True)
+    expected = attn.apply({"params": params}, x, x, causal)
+    # The sizing call creates an empty 5-slot cache, named like the keys it holds.
+    positions = jnp.broadcast_to(jnp.arange(5), (2, 5))
+    _, variables = attn.apply({"params": params}, x, x, causal, decode=True,
+                              cache_positions=positions, mutable=["cache"])
+    assert variables["cache"]["cached_key"].names == CACHE_AXES
+    cache = nn.unbox(variables["cache"])
+    assert not np.any(cache["cached_key"])
+    outputs = []
+    for i in range(5):
+        pos = jnp.full((2, 1), i)
+        out, variables = attn.apply(
+            {"params": params, "cache": cache}, x[:, i:i + 1], x[:, i:i + 1],
+            decoding_mask(pos, jnp.zeros((2, 5))), decode=True, cache_positions=pos,
+            mutable=["cache"])
+        cache = variables["cache"]
+        outputs.append(out)
+    np.testing.assert_allclose(jnp.concatenate(outputs, axis=1), expected, atol=1e-6)
+
+
+def test_decoding_mask_is_causal_over_slots_and_opens_the_prefix():
+    # Two rows at slots 1 and 3 of a 5-slot cache whose slots 0-2 hold row 0's prefix.
+    mask = decoding_mask(jnp.array([[1], [3]]), jnp.array([[1, 1, 1, 0, 0], [0] * 5]),
+                         jnp.array([[1], [0]]))[:, 0, 0]
+    np.testing.assert_array_equal(mask, [[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]])
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_relative_bias_at_decoding_positions_is_the_training_bias_row(bidirectional):
+    rpb = RelativePositionBias(num_heads=3, num_buckets=8, max_distance=16)
+    params = rpb.init(jax.random.key(0), 20, 20, bidirectional)
+    full = rpb.apply(params, 20, 20, bidirectional)[0]  # [h, q, k]
+    positions = jnp.array([[0, 7], [19, 12]])
+    rows = rpb.apply(params, 2, 20, bidirectional, query_positions=positions)  # [b, h, q, k]
+    for b in range(2):
+        for q in range(2):
+            np.testing.assert_array_equal(rows[b, :, q], full[:, positions[b, q]])
 
 
 @pytest.mark.parametrize("activations,kernels", [(("relu",), {"wi", "wo"}),
