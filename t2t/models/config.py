@@ -65,9 +65,10 @@ class TransformerConfig:
       remat_policy: what the backward pass may keep instead of recomputing, per block: "none"
         (keep everything), "minimal" (keep matmul outputs without batch dimensions, i.e. the
         projections; recompute attention and elementwise work) or "full" (recompute the block).
-      attention_kernel: "einsum" (explicit softmax, any bias or dropout) or "dot_product"
-        (`jax.nn.dot_product_attention`, cuDNN flash attention on GPUs; needs no learned position
-        bias and no attention dropout).
+      attention_kernel: "einsum" (explicit float32 softmax, any bias, attention dropout) or
+        "dot_product" (`jax.nn.dot_product_attention`: cuDNN's fused flash-attention kernel on
+        GPUs in bfloat16/float16, T5's relative bias included, with causality applied inside the
+        kernel; XLA's implementation elsewhere; no attention dropout).
     """
 
     vocab_size: int | None = None
@@ -120,12 +121,10 @@ class TransformerConfig:
         for head in self.encoder_heads:
             if head not in ENCODER_HEADS:
                 raise ValueError(f"Unknown encoder head {head!r}; choose from {ENCODER_HEADS}.")
-        if self.attention_kernel == "dot_product" and (
-                self.position_embedding == "relative" or self.dropout_rate > 0):
+        if self.attention_kernel == "dot_product" and self.dropout_rate > 0:
             raise ValueError(
-                "attention_kernel='dot_product' needs a model without a learned attention bias and "
-                "without attention dropout: set position_embedding to 'learned' or 'sinusoidal' and "
-                "dropout_rate to 0, or keep attention_kernel='einsum'.")
+                "attention_kernel='dot_product' has no attention dropout: set dropout_rate to 0 "
+                "(T5 v1.1 pretrains without dropout), or keep attention_kernel='einsum'.")
         if self.prefix_lm and self.family != "decoder_only":
             raise ValueError("prefix_lm applies to the decoder_only family only.")
         if self.shared_encoder_decoder and self.family != "encoder_decoder":

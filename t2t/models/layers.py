@@ -273,6 +273,14 @@ def decoding_mask(query_positions: Array, cache_prefix: Array,
     return visible[:, None]
 
 
+def _fused_attention_implementation(dtype: jnp.dtype, decode: bool) -> str | None:
+    """cuDNN's fused kernel where it applies (a GPU, 16-bit inputs, not one-token decoding steps);
+    None lets JAX choose, which today means XLA's implementation."""
+    if jax.default_backend() == "gpu" and jnp.dtype(dtype).itemsize == 2 and not decode:
+        return "cudnn"
+    return None
+
+
 # Logical names of a key or value cache [b, K, h, d]: laid out like the keys and values themselves.
 CACHE_AXES = ("batch", "length", "act_heads", "act_kv")
 
@@ -291,10 +299,12 @@ class MultiHeadAttention(nn.Module):
     @nn.compact
     def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Array | None,
                  bias: Array | None = None, deterministic: bool = True, decode: bool = False,
-                 cache_positions: Array | None = None) -> Array:
+                 cache_positions: Array | None = None, is_causal: bool = False) -> Array:
         """[b, q, e], [b, k, e], mask [b, 1, q, k], bias [1 or b, h, q, k] -> [b, q, e].
 
-        While decoding, k is the cache's length K and `cache_positions` is [b, q].
+        While decoding, k is the cache's length K and `cache_positions` is [b, q]. `is_causal`
+        (dot_product kernel only) adds the causal mask inside the kernel, which then skips the
+        blocks above the diagonal; `mask` keeps the packing and padding.
         """
         cfg = self.config
         project = functools.partial(dense, cfg, (cfg.num_heads, cfg.head_dim),
@@ -310,8 +320,13 @@ class MultiHeadAttention(nn.Module):
 
         if cfg.attention_kernel == "dot_product":
             # scale=1: the 1/sqrt(d) lives in the query's init, as in the einsum path.
-            out = jax.nn.dot_product_attention(query, key, value, bias=bias, mask=mask, scale=1.0)
+            out = jax.nn.dot_product_attention(
+                query, key, value, bias=bias, mask=mask, scale=1.0, is_causal=is_causal,
+                implementation=_fused_attention_implementation(query.dtype, decode))
         else:
+            if is_causal:
+                raise ValueError("is_causal needs attention_kernel='dot_product'; the einsum "
+                                 "kernel takes causality in its mask.")
             logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
             if bias is not None:
                 logits = logits + bias.astype(jnp.float32)

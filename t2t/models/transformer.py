@@ -33,6 +33,7 @@ class TransformerBlock(nn.Module):
     config: TransformerConfig
     deterministic: bool = True  # an attribute, not an argument, so remat and scan see only arrays
     decode: bool = False  # self-attention reads and extends its key/value cache
+    fused_causal: bool = False  # self-attention is causal inside the fused kernel, not in self_mask
 
     @nn.compact
     def __call__(self, x: Array, self_mask: Array, self_bias: Array | None,
@@ -51,7 +52,8 @@ class TransformerBlock(nn.Module):
             return norm(x + dropout(fn(x)))
 
         x = sublayer(x, "self_attention", lambda h: MultiHeadAttention(cfg, name="self_attention")(
-            h, h, self_mask, self_bias, deterministic, self.decode, cache_positions))
+            h, h, self_mask, self_bias, deterministic, self.decode, cache_positions,
+            self.fused_causal))
         if encoded is not None:
             # T5 puts no position bias on cross-attention.
             x = sublayer(x, "cross_attention", lambda h: MultiHeadAttention(
@@ -74,10 +76,12 @@ class _CarryBlock(nn.Module):
     config: TransformerConfig
     deterministic: bool
     decode: bool
+    fused_causal: bool
 
     @nn.compact
     def __call__(self, x: Array, *args) -> tuple[Array, None]:
-        block = self.block(self.config, self.deterministic, self.decode, name="block")
+        block = self.block(self.config, self.deterministic, self.decode, self.fused_causal,
+                           name="block")
         return block(x, *args), None
 
 
@@ -114,12 +118,18 @@ class TransformerStack(nn.Module):
         if cfg.embedding_norm:
             x = make_norm(cfg, "embedding_norm")(x)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+        fused_causal = False
         if decode:
             prefix = self._cached_prefix(bidirectional, cache_positions, segment_ids.shape)
             self_mask = decoding_mask(cache_positions, prefix, bidirectional)
             keys, query_positions = prefix.shape[1], cache_positions
         else:
-            self_mask = attention_mask(segment_ids, segment_ids, causal=causal,
+            # The fused kernel applies a plain causal mask itself and skips the masked blocks; a
+            # prefix LM's mask (causal but for its prefix) stays explicit.
+            fused_causal = (causal and bidirectional is None
+                            and cfg.attention_kernel == "dot_product")
+            self_mask = attention_mask(segment_ids, segment_ids,
+                                       causal=causal and not fused_causal,
                                        bidirectional=bidirectional)
             keys, query_positions = length, None
         bias = None
@@ -140,11 +150,11 @@ class TransformerStack(nn.Module):
                              split_rngs={"params": True, "dropout": True},
                              in_axes=(nn.broadcast,) * 5, length=self.num_layers,
                              metadata_params={nn.PARTITION_NAME: "layers"})
-            x, _ = layers(block, cfg, deterministic, decode, name="layers")(
+            x, _ = layers(block, cfg, deterministic, decode, fused_causal, name="layers")(
                 x, self_mask, bias, encoded, cross_mask, cache_positions)
         else:
             for i in range(self.num_layers):
-                x = block(cfg, deterministic, decode, name=f"layers_{i}")(
+                x = block(cfg, deterministic, decode, fused_causal, name=f"layers_{i}")(
                     x, self_mask, bias, encoded, cross_mask, cache_positions)
         if cfg.norm_position == "pre":
             x = make_norm(cfg, "final_norm")(x)

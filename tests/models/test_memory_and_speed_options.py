@@ -89,10 +89,17 @@ def test_bf16_compute_stays_close_to_fp32_with_fp32_params(name):
         np.testing.assert_allclose(half[key], full[key], atol=0.05 * scale + 0.02)
 
 
-@pytest.mark.parametrize("name", ["gpt2/tiny", "bert/tiny"])
+@pytest.mark.parametrize("name", ["gpt2/tiny", "bert/tiny", "t5_1_1/tiny"])
 def test_dot_product_attention_kernel_matches_einsum(name):
+    """Causal (in-kernel), bidirectional and T5's relative bias, on packed rows with padding."""
     cfg = _config(name)
     batch = _batch(cfg)
+    # Two packed examples and a padded tail in each row: the segment mask must survive the
+    # in-kernel causal mask.
+    segments = jnp.array([[1, 1, 1, 2, 2, 2, 0, 0], [1, 1, 1, 1, 1, 2, 2, 0]])
+    positions = jnp.array([[0, 1, 2, 0, 1, 2, 0, 0], [0, 1, 2, 3, 4, 0, 1, 0]])
+    batch = {k: segments if k.endswith("segment_ids") else positions if k.endswith("positions")
+             else v for k, v in batch.items()}
     params = build_model(cfg).init(jax.random.key(0), batch)
     einsum = build_model(cfg).apply(params, batch)
     fused = build_model(cfg.replace(attention_kernel="dot_product")).apply(params, batch)
@@ -100,6 +107,6 @@ def test_dot_product_attention_kernel_matches_einsum(name):
         np.testing.assert_allclose(fused[key], einsum[key], rtol=1e-4, atol=1e-5)
 
 
-def test_dot_product_kernel_refuses_a_learned_bias():
-    with pytest.raises(ValueError, match="attention_kernel='dot_product'"):
-        get_size("t5_1_1/tiny").replace(attention_kernel="dot_product")
+def test_dot_product_kernel_refuses_attention_dropout():
+    with pytest.raises(ValueError, match="attention_kernel='dot_product' has no attention dropout"):
+        get_size("t5_1_1/tiny").replace(attention_kernel="dot_product", dropout_rate=0.1)
