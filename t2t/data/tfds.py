@@ -144,8 +144,9 @@ def tfds_source(name: str = DEFAULT_C4, split: str = "train", data_dir: str | No
 
 
 def build_c4_format_dataset(data_dir: str, splits: Mapping[str, Sequence[str]], version: str = "3.1.0",
-                            num_shards: int | None = None) -> str:
-    """Write ``splits`` ({split: documents}) as a ``c4/en:<version>`` ArrayRecord dataset under ``data_dir``.
+                            num_shards: int | None = None, file_format: str = "array_record") -> str:
+    """Write ``splits`` ({split: documents}) as a ``c4/en:<version>`` dataset under ``data_dir``, in
+    ``file_format`` ("array_record"; "tfrecord" needs TensorFlow, as reading it does).
 
     The dataset has C4's real features (a builder named ``c4`` with config ``en`` that reuses TFDS's own C4
     ``_info`` and generates from local documents, as a plain generator builder since C4's is Beam-based), so ``tfds_source('c4/en:3.1.0', data_dir=...)`` reads it as it reads
@@ -177,7 +178,7 @@ def build_c4_format_dataset(data_dir: str, splits: Mapping[str, Sequence[str]], 
                         "content-length": str(len(text.encode("utf-8"))),
                         "timestamp": "2019-04-25T00:00:00Z"}
 
-    builder = LocalC4(config="en", data_dir=data_dir, file_format="array_record")
+    builder = LocalC4(config="en", data_dir=data_dir, file_format=file_format)
     config = (tfds.download.DownloadConfig(num_shards=num_shards) if num_shards else None)
     builder.download_and_prepare(download_config=config)
     _open.cache_clear()

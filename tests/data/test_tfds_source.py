@@ -63,3 +63,14 @@ def test_tfds_mock_data_through_the_data_source():
     from t2t.data.sources import list_source
     source = list_source([t.decode() if isinstance(t, bytes) else t for t in texts], "mock", docs_per_unit=1)
     assert isinstance(make(source), ShardedPipeline)
+
+
+def test_tfrecord_dataset_reads_through_tf_data_when_tensorflow_is_installed(tmp_path):
+    """TFRecord-prepared datasets have no random access: units read sequentially via tf.data."""
+    pytest.importorskip("tensorflow")
+    docs = documents(40)
+    build_c4_format_dataset(str(tmp_path), {"train": docs}, file_format="tfrecord")
+    source = tfds_source("c4/en:3.1.0", "train", data_dir=str(tmp_path), min_units=4)
+    assert not any(unit.random_access for unit in source.units)
+    assert sorted(source.documents()) == sorted(docs)
+    assert_same(take(make(source), 2), take(make(source), 2))
