@@ -33,6 +33,9 @@
     t2t convert export (--run_dir DIR [--step N] | --params DIR) --out DIR
         HF weights (safetensors + config.json) to and from t2t, for T5 v1.0/v1.1, GPT-2 and BERT;
         an import is a params-only checkpoint for INITIAL_CHECKPOINT_PATH. See t2t/interop/.
+    t2t scaling plan|fit|plot ...
+        Scaling laws: isoFLOP plans over a one-knob size ladder, Kaplan and Chinchilla (approaches
+        2 and 3) fits of a sweep's results, and their plots. See t2t/scaling/cli.py.
     t2t bench data [--out PATH] [--seconds N] [--batch_size N]
         Input-pipeline throughput (objective + converter + packing) in raw tokens/s per CPU core.
     t2t bench pipeline [--local DIR] [--out PATH]
@@ -241,7 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"train": _train, "compile-only": _compile_only, "vocab": _vocab,
                 "bench": _bench, "data": _data, "eval": _module_main("t2t.evaluation.evaluator"),
                 "sweep": _module_main("t2t.sweeps.cli"), "convert": _module_main("t2t.interop.cli"),
-                "infer": _module_main("t2t.decoding.infer")}
+                "infer": _module_main("t2t.decoding.infer"),
+                "scaling": _module_main("t2t.scaling.cli")}
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
