@@ -9,7 +9,7 @@ from t2t.data.objectives import Supervised, VocabInfo
 from t2t.data.pipeline import ShardedPipeline
 from t2t.data.sources import file_source
 
-from tests.data.fakes import FakeVocab
+from fakes import FakeVocab
 
 INFO = VocabInfo(vocab_size=1000, num_pieces=900)
 
