@@ -86,7 +86,7 @@ def test_isolated_worker_reports_its_memory():
 
 
 def test_gpu_preset_smoke_runs_on_cpu():
-    """The GPU preset's models (bf16, scan, minimal remat; einsum T5, dot-product decoder-only)."""
+    """The GPU preset's models (bf16, scan, minimal remat, the fused dot-product attention kernel)."""
     specs = bench.gpu_systems(smoke=True)
     result = bench.run_benchmark(specs, rounds=1, steps_per_round=1, alternate=False,
                                  compile_layers=None, isolate=False, reference=specs[0].name)
@@ -96,8 +96,19 @@ def test_gpu_preset_smoke_runs_on_cpu():
         _check_timed(system, spec.case.tokens_per_step)
         assert system["config"]["dtype"] == "bfloat16" and system["config"]["scan_layers"]
         assert system["config"]["remat_policy"] == "minimal"
-    assert result["systems"]["t2t_decoder_1b_bf16"]["config"]["attention_kernel"] == "dot_product"
-    assert result["systems"]["t2t_t5_1_1_base_bf16"]["config"]["attention_kernel"] == "einsum"
+        assert system["config"]["attention_kernel"] == "dot_product"
+
+
+def test_gpu_variants_copy_each_system_with_their_fields():
+    specs = bench._with_variants(bench.gpu_systems(smoke=True), {"remat_policy": "full"},
+                                 {"einsum": {"attention_kernel": "einsum"}})
+    assert [s.name for s in specs] == ["t2t_t5_1_1_base_bf16", "t2t_t5_1_1_base_bf16+einsum",
+                                       "t2t_decoder_1b_bf16", "t2t_decoder_1b_bf16+einsum"]
+    for spec in specs:
+        fields = dict(spec.case.overrides)
+        assert fields["remat_policy"] == "full"
+        assert fields["attention_kernel"] == ("einsum" if spec.name.endswith("+einsum")
+                                              else "dot_product")
 
 
 def test_full_size_gpu_specs_are_the_intended_models():

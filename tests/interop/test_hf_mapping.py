@@ -85,9 +85,12 @@ def test_checkpoints_named_the_old_way_import(name, random_params, caplog):
     np.testing.assert_equal(back, params)
 
 
-def test_unused_missing_and_misshapen_tensors(random_params, caplog):
+def test_unused_missing_and_misshapen_tensors(random_params, caplog, monkeypatch):
     config = TINY_CONFIGS["t5_1_1"]
     state = to_hf_state(random_params(config), config)
+    # A training run in this process (another test) stops the "t2t" loggers' propagation to the
+    # root logger, where caplog listens.
+    monkeypatch.setattr(logging.getLogger("t2t"), "propagate", True)
     with caplog.at_level(logging.WARNING):
         from_hf_state({**state, "encoder.extra.weight": np.zeros(3, np.float32)}, config)
     assert "encoder.extra.weight" in caplog.text
