@@ -148,8 +148,10 @@ def test_ctrl_c_stops_every_child_and_leaves_the_runs_resumable(tmp_path):
     command = [sys.executable, "-m", "t2t.sweeps.cli", "run", str(sweep_file), "--sweep_dir",
                str(sweep_dir), "--parallel", "2", "--train_command", " ".join(FAKE_TRAIN_COMMAND)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # As from a terminal: a suite started in the background (`cmd &`) inherits SIGINT ignored.
     runner = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+                              text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = [sweep_dir / "slow" / f"seed_{s}" / "started" for s in (0, 1)]
     deadline = time.monotonic() + 30
     while not all(p.exists() for p in started) and time.monotonic() < deadline:
