@@ -2,7 +2,7 @@
 
     t2t eval --run_dir runs/t5_tiny --task wiki_topic --task gettext_ende [--split validation]
              [--max_examples 500] [--rank_classification] [--step N] [--data_dir DIR]
-             [--decode max_length=64 --decode method=beam ...]
+             [--decode max_length=64 --decode method=beam ...] [--metrics_dir DIR]
 
 A predictor is anything with ``generate(inputs: list[str]) -> list[str]`` and ``score(inputs, targets)
 -> list[float]`` (log-likelihood of each target given its input); ``t2t eval`` loads
@@ -120,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="TFDS data_dir for TFDS tasks, the built suite for offline tasks")
     parser.add_argument("--decode", type=_option, action="append", default=[],
                         help="a generate() option as KEY=VALUE, e.g. max_length=64 (repeatable)")
+    parser.add_argument("--metrics_dir", default=None,
+                        help=f"where to append {METRICS_FILE} (default: --run_dir); e.g. the "
+                             "pretraining run a fine-tuned model came from, so a sweep stores the "
+                             "downstream score with its pretraining run")
     args = parser.parse_args(argv)
     try:
         tasks = [get_task(name) for name in args.task]
@@ -142,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ValueError, ImportError) as error:
             print(f"t2t eval: {task.name}: {error}", file=sys.stderr)
             return 2
-        path = write_eval_metrics(args.run_dir, step, task.name, results)
+        path = write_eval_metrics(args.metrics_dir or args.run_dir, step, task.name, results)
         print(f"{task.name} (step {step}): " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
     print(f"Appended to {path}")
     return 0
