@@ -109,5 +109,11 @@ def test_t2t_eval_main_loads_the_run_and_appends_results(suite, tmp_path, monkey
     line = json.loads((run_dir / "eval_metrics.jsonl").read_text())
     assert line["step"] == 300 and line["split"] == "eval:wiki_topic" and line["accuracy"] == 100.0
     assert "wiki_topic (step 300): accuracy 100" in capsys.readouterr().out
+    # --metrics_dir: the scores of a fine-tuned model go to the run it was pretrained in.
+    pretrained = tmp_path / "pretrained"
+    assert evaluator.main(["--run_dir", str(run_dir), "--task", "wiki_topic", "--data_dir", str(suite),
+                           "--metrics_dir", str(pretrained)]) == 0
+    assert json.loads((pretrained / "eval_metrics.jsonl").read_text())["accuracy"] == 100.0
+    assert len((run_dir / "eval_metrics.jsonl").read_text().splitlines()) == 1
     assert evaluator.main(["--run_dir", str(run_dir), "--task", "wiki_topc"]) == 2
     assert "Did you mean 'wiki_topic'" in capsys.readouterr().err
