@@ -13,24 +13,22 @@ touching the global gin configuration (a caller may be in the middle of a run wi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import json
-import logging
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import flax.linen as nn
 import gin
 import jax
-import orbax.checkpoint as ocp
 from gin import config_parser
 
 from t2t.configuration import register_configurables
 from t2t.data.vocab import Vocabulary, default_vocabulary
 from t2t.models.config import TransformerConfig
 from t2t.models.families import build_model, dummy_batch
+from t2t.training.checkpointing import restore_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,18 +103,9 @@ class TrainedRun:
         abstract = nn.unbox(jax.eval_shape(
             lambda: model.init(jax.random.key(0), dummy_batch(self.config))["params"]))
         device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        target = {"params": jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract)}
-        with _checkpoints(self.directory) as manager:
-            step = manager.latest_step() if step is None else step
-            if step is None or step not in manager.all_steps():
-                raise FileNotFoundError(
-                    f"No checkpoint{'' if step is None else f' at step {step}'} in "
-                    f"{self.directory / 'checkpoints'} (steps: {sorted(manager.all_steps())}).")
-            restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-                item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-                partial_restore=True)))
-        return restored["state"]["params"], step
+        target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                              abstract)
+        return restore_params(self.directory, target, step)
 
 
 def _objective_has_inputs(objective: Any) -> bool:
@@ -126,21 +115,3 @@ def _objective_has_inputs(objective: Any) -> bool:
     register_configurables()
     cls = gin.config.get_configurable(objective.name)
     return "inputs" in getattr(cls, "length_features", ("inputs",))
-
-
-@contextlib.contextmanager
-def _checkpoints(run_dir: Path) -> Iterator[ocp.CheckpointManager]:
-    """A read-only orbax CheckpointManager over the run's checkpoints/."""
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)  # orbax warns that a read-only manager will not save
-    try:
-        manager = ocp.CheckpointManager(
-            (run_dir / "checkpoints").absolute(), item_names=("state",),
-            options=ocp.CheckpointManagerOptions(read_only=True, create=False))
-    finally:
-        absl.setLevel(level)
-    try:
-        yield manager
-    finally:
-        manager.close()

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
 from t2t.interop.layout import relayout
 from t2t.models.config import TransformerConfig, check_field_names
+from t2t.training.checkpointing import restore_params
 
 CONFIG_FILE = "model_config.json"
 PARAMS_DIR = "params"
@@ -62,18 +62,6 @@ def save_params(directory: str | Path, params: Any, config: TransformerConfig) -
     (directory / CONFIG_FILE).write_text(config_to_json(config))
 
 
-def _restore_numpy(path: Path, key: str | None = None) -> Any:
-    """The tree saved at `path` (or its `key` entry alone) as host numpy arrays, whatever mesh
-    wrote it."""
-    checkpointer = ocp.PyTreeCheckpointer()
-    tree = checkpointer.metadata(path).item_metadata.tree
-    item = tree if key is None else {key: tree[key]}
-    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
-    restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
-        item=item, restore_args=args, partial_restore=key is not None))
-    return restored if key is None else restored[key]
-
-
 def load_params(directory: str | Path, scan_layers: bool | None = None
                 ) -> tuple[Any, TransformerConfig]:
     """(params, config) of a params-only checkpoint, as numpy arrays.
@@ -83,7 +71,7 @@ def load_params(directory: str | Path, scan_layers: bool | None = None
     """
     directory = Path(directory).absolute()
     config = _read_config(directory)
-    params = _restore_numpy(directory / PARAMS_DIR)
+    params, _ = restore_params(directory)
     if scan_layers is not None:
         params, config = relayout(params, scan_layers), config.replace(scan_layers=scan_layers)
     return params, config
@@ -92,15 +80,6 @@ def load_params(directory: str | Path, scan_layers: bool | None = None
 def load_run_params(run_dir: str | Path, step: int | None = None
                     ) -> tuple[Any, TransformerConfig, int]:
     """(params, config, step) of a run directory's checkpoint at `step` (default: the newest)."""
-    run_dir = Path(run_dir).absolute()
-    config = _read_config(run_dir)
-    checkpoints = run_dir / "checkpoints"
-    # Finished checkpoints are renamed to their step number; temporary and corrupt.<step>
-    # directories are not numbers.
-    steps = sorted(int(p.name) for p in checkpoints.glob("*") if p.name.isdigit())
-    if not steps:
-        raise FileNotFoundError(f"{run_dir} has no checkpoints under {checkpoints}.")
-    step = steps[-1] if step is None else step
-    if step not in steps:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint at step {step}; it has {steps}.")
-    return _restore_numpy(checkpoints / str(step) / "state", key="params"), config, step
+    config = _read_config(Path(run_dir).absolute())
+    params, step = restore_params(run_dir, step=step)
+    return params, config, step

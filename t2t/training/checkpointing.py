@@ -9,6 +9,14 @@ continues with exactly the batch the uninterrupted run would have seen next.
 
 Restoring takes the newest checkpoint that loads; one that is corrupt (a truncated or damaged
 file) is skipped with a warning that names it and the checkpoint used instead.
+
+Fine-tuning, inference and export need only the parameters: `restore_params` reads them alone
+(orbax partial restore) from any of the places a user may point at (`locate_params`):
+
+    RUN/                          a run directory: its newest checkpoint, or `step`
+    RUN/checkpoints/              the same
+    RUN/checkpoints/<step>/       that step's checkpoint
+    DIR/  (params/ + model_config.json)   a params-only checkpoint (`t2t convert import`)
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 log = logging.getLogger(__name__)
@@ -116,3 +126,68 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def finished_steps(directory: Path) -> list[int]:
+    """Steps of the finished checkpoints in a run's ``checkpoints/`` directory, ascending.
+
+    Orbax renames a checkpoint to its step number once complete; temporary directories and the
+    ``corrupt.<step>`` ones set aside are not numbers.
+    """
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir()
+                  if p.name.isdigit() and (p / "state").is_dir())
+
+
+def locate_params(path: str | Path, step: int | None = None
+                  ) -> tuple[Path, str | None, int | None]:
+    """(the orbax directory, the key of the parameters in its tree, the step) that `path` names.
+
+    See the module docstring for the accepted layouts; the key is None for a params-only
+    checkpoint (its tree is the parameters), whose step is None too.
+    """
+    path = Path(path).expanduser().absolute()
+    if (path / "params").is_dir() and (path / "model_config.json").is_file():
+        if step is not None:
+            raise ValueError(f"{path} is a params-only checkpoint: it has no steps to choose "
+                             f"from (drop the step {step}).")
+        return path / "params", None, None
+    if (path / "state").is_dir():
+        return path / "state", "params", int(path.name) if path.name.isdigit() else None
+    for candidate in (path, path / "checkpoints"):
+        steps = finished_steps(candidate)
+        if steps:
+            chosen = steps[-1] if step is None else step
+            if chosen not in steps:
+                raise FileNotFoundError(f"{path} has no checkpoint at step {step}; its steps are "
+                                        f"{steps}.")
+            return candidate / str(chosen) / "state", "params", chosen
+    raise FileNotFoundError(
+        f"{path} holds no t2t checkpoint (looked for {path}/state, {path}/<step>/state, "
+        f"{path}/checkpoints/<step>/state and a params-only {path}/params). Give a run "
+        f"directory, one of its checkpoints/<step> directories, or the output of "
+        f"`t2t convert import`.")
+
+
+def restore_params(path: str | Path, target: Any = None, step: int | None = None
+                   ) -> tuple[Any, int | None]:
+    """(the parameters saved at `path`, their step), without the optimizer state or data position.
+
+    `target` is a tree of `jax.ShapeDtypeStruct`s with shardings: the arrays land sharded as the
+    caller wants, whatever mesh saved them, and leaves that are None are not read (a partial
+    restore). Without a target, every saved parameter comes back as a host numpy array.
+    """
+    directory, key, step = locate_params(path, step)
+    checkpointer = ocp.PyTreeCheckpointer()
+    if target is None:
+        saved = checkpointer.metadata(directory).item_metadata.tree
+        target = saved[key] if key else saved
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+    else:
+        restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(
+            sharding=s.sharding, global_shape=s.shape, dtype=s.dtype), target)
+    nest = (lambda tree: {key: tree}) if key else (lambda tree: tree)
+    restored = checkpointer.restore(directory, args=ocp.args.PyTreeRestore(
+        item=nest(target), restore_args=nest(restore_args), partial_restore=True))
+    return (restored[key] if key else restored), step

@@ -22,29 +22,19 @@ from typing import Any, Sequence
 import jax
 import orbax.checkpoint as ocp
 
+from t2t.training.checkpointing import locate_params, restore_params
+
 log = logging.getLogger(__name__)
 
 
 def find_checkpoint(path: str | Path) -> tuple[Path, str | None]:
-    """(the orbax directory `path` names, the key of the parameters in its tree, None at the root).
-
-    A run's newest step for a run directory; ``<dir>/params`` for a params-only checkpoint.
-    """
-    path = Path(path).expanduser().absolute()
-    if (path / "params").is_dir() and (path / "model_config.json").is_file():
-        return path / "params", None  # t2t convert import's params-only layout
-    for candidate in (path, path / "checkpoints"):
-        if (candidate / "state").is_dir():
-            return candidate / "state", "params"
-        steps = sorted((int(p.name), p) for p in candidate.glob("*")
-                       if p.name.isdigit() and (p / "state").is_dir()) if candidate.is_dir() else []
-        if steps:
-            return steps[-1][1] / "state", "params"
-    raise FileNotFoundError(
-        f"INITIAL_CHECKPOINT_PATH={path} holds no t2t checkpoint (looked for {path}/state, "
-        f"{path}/<step>/state, {path}/checkpoints/<step>/state and a params-only {path}/params). "
-        f"Point it at a run directory, one of its checkpoints/<step> directories, or the output of "
-        f"`t2t convert import`.")
+    """(the orbax directory `path` names, the key of the parameters in its tree, None at the root):
+    a run's newest step for a run directory; ``<dir>/params`` for a params-only checkpoint."""
+    try:
+        directory, key, _ = locate_params(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"INITIAL_CHECKPOINT_PATH: {error}") from None
+    return directory, key
 
 
 def _path_str(key_path: tuple) -> str:
@@ -97,15 +87,10 @@ def load_params(path: str | Path, abstract_params: Any, include: Sequence[str] =
     def keep(kp, leaf):
         return leaf if _path_str(kp) in wanted else None
 
-    target = jax.tree_util.tree_map_with_path(keep, abstract_params)
-    restore_args = jax.tree.map(lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding, global_shape=s.shape,
-                                                               dtype=s.dtype), target)
-    nest = (lambda tree: {key: tree}) if key else (lambda tree: tree)
-    restored = ocp.PyTreeCheckpointer().restore(directory, args=ocp.args.PyTreeRestore(
-        item=nest(target), restore_args=nest(restore_args), partial_restore=True))
+    restored, _ = restore_params(path, jax.tree_util.tree_map_with_path(keep, abstract_params))
     log.info("Restored %d of %d parameter arrays from %s.", len(wanted),
              len(jax.tree.leaves(abstract_params)), directory)
-    return (restored[key] if key else restored), sorted(wanted)
+    return restored, sorted(wanted)
 
 
 def merge(fresh: Any, restored: Any) -> Any:

@@ -61,7 +61,7 @@ def test_infer_explains_a_missing_run_or_step(run_dir, tmp_path, capsys):
     assert main([str(tmp_path), "--input=x"]) == 2
     assert "not a t2t run directory" in capsys.readouterr().err
     assert main([str(run_dir), "--input=x", "--step=999"]) == 2
-    assert "No checkpoint at step 999" in capsys.readouterr().err
+    assert "no checkpoint at step 999" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("objective,eos", [("span_corruption", True), ("lm", False)])
