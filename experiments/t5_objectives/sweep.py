@@ -1,16 +1,20 @@
-"""T5 Tables 4-7 at CPU scale: the pre-training objectives on the baseline encoder-decoder, three
-seeds each (13 objectives, 39 runs).
+"""T5 Tables 4-7: the pre-training objectives on the baseline encoder-decoder, three seeds each
+(13 objectives, 39 runs).
 
+    t2t data build-local && t2t data build-eval          # once: the corpus and the offline suite
     t2t sweep run experiments/t5_objectives/sweep.py
     t2t sweep report experiments/t5_objectives/sweep.py --out experiments/t5_objectives
 
 Each trial is one gin experiment of gin_configs/experiments/t5_objectives/, named after its
-objective's gin file (gin_configs/objectives/), shortened to 200 steps so that a run takes about
-two minutes on a 2-core CPU. Rows follow the paper's tables; a row that is in several tables is
-listed once, at its first. ``objective`` selects the paper's row (t2t/sweeps/paper.py).
+objective's gin file (gin_configs/objectives/). Scales as in experiments/t5_table2/sweep.py
+(t2t/sweeps/scales.py): at the default CPU scale a tiny encoder-decoder trains 200 steps on the
+local corpus and is fine-tuned and scored on the offline topic task; ``T2T_SWEEP_SCALE=paper``
+gives the paper's runs. Rows follow the paper's tables; a row that is in several tables is listed
+once, at its first. ``objective`` selects the paper's row (t2t/sweeps/paper.py).
 """
 
-from t2t.sweeps.spec import Sweep, Trial
+from t2t.sweeps.scales import current_scale
+from t2t.sweeps.spec import Sweep
 
 # (objective gin name, the tables of the paper it is a row of), in the paper's order.
 OBJECTIVES = (
@@ -20,14 +24,13 @@ OBJECTIVES = (
     ("span_2_15_u_u", "7"), ("span_3_15_u_u", "7"), ("span_5_15_u_u", "7"),  # Table 7
     ("span_10_15_u_u", "7"),
 )
+SCALE = current_scale()
 
 SWEEP = Sweep(
     name="t5_objectives",
-    trials=[Trial(name=objective,
-                  gin_files=(f"experiments/t5_objectives/{objective}.gin",),
-                  tags={"table": table, "objective": objective})
+    trials=[SCALE.trial(objective, f"experiments/t5_objectives/{objective}.gin", "encoder_decoder",
+                        tags={"table": table, "objective": objective})
             for objective, table in OBJECTIVES],
     seeds=(0, 1, 2),
-    # runs/cpu_ablation.gin trains 600 steps; 200 keep the sweep to about 80 minutes per seed.
-    bindings={"TRAIN_STEPS": 200, "train.eval_every": 100, "train.checkpoint_every": 100},
+    bindings=SCALE.bindings,
 )

@@ -304,6 +304,30 @@ def c4_json_source(data_dir: str, split: str = "train", field: str = "text",
     return file_source(pattern, field=field, min_files=min_files)
 
 
+def task_source(name: str, split: str = "train", field: str = "text", min_units: int = 1) -> Source:
+    """A downstream task's examples (t2t/evaluation/tasks.py) as documents, so that fine-tuning
+    reads exactly the text-to-text examples that ``t2t eval`` scores.
+
+    With the supervised objective's field list ``"inputs,targets"`` each document is the JSON list
+    ``["<inputs>", "<targets>"]``, as a JSON lines file of such records gives; a single field gives
+    that field's text. E.g. ``task:glue_sst2`` ->
+    ``["sst2 sentence: it 's a charming journey .", "positive"]``.
+    """
+    from t2t.evaluation.tasks import get_task
+
+    fields = field.split(",")
+    docs = []
+    for example in get_task(name).examples(split):
+        missing = [f for f in fields if f not in example]
+        if missing:
+            raise ValueError(f"task {name!r} examples have no field {missing[0]!r} (they have "
+                             f"{sorted(example)}); fine-tune with the supervised objective")
+        texts = [str(example[f]) for f in fields]
+        docs.append(json.dumps(texts, ensure_ascii=False) if len(fields) > 1 else texts[0])
+    return list_source(docs, f"task:{name}[{split}]",
+                       docs_per_unit=max(1, min(64, len(docs) // (4 * min_units))))
+
+
 def make_source(name_or_pattern: str, split: str = "train", min_units: int = 1,
                 field: str = "text") -> Source:
     """A :class:`Source` for a ``train.data_source`` string:
@@ -313,6 +337,7 @@ def make_source(name_or_pattern: str, split: str = "train", min_units: int = 1,
       (its ``data_dir`` is ``tfds_source.data_dir`` in gin);
     * ``"local:<dir>"``: a corpus made by ``t2t data build-local`` (``<dir>/<split>/*.jsonl.gz``);
     * ``"mixture:<name>"``: a mixture registered in t2t/data/mixtures.py;
+    * ``"task:<name>"``: a downstream task's examples, for fine-tuning (``task_source``);
     * a file pattern (``{split}`` filled in): JSON lines (``*.jsonl*``, ``*.json.gz``, e.g. C4's
       released shards) or text files.
     """
@@ -325,6 +350,8 @@ def make_source(name_or_pattern: str, split: str = "train", min_units: int = 1,
     if name_or_pattern.startswith("mixture:"):
         from t2t.data.mixtures import mixture_source
         return mixture_source(name_or_pattern[len("mixture:"):], split=split, min_units=min_units)
+    if name_or_pattern.startswith("task:"):
+        return task_source(name_or_pattern[len("task:"):], split, field, min_units)
     if name_or_pattern.startswith("local:"):
         root = name_or_pattern[len("local:"):]
         return file_source(os.path.join(root, split, "*.jsonl.gz"), field=field, min_files=min_units)

@@ -20,7 +20,7 @@ The evaluation appends ``{"split": "eval:wiki_topic", "accuracy": ...}`` to the 
 from __future__ import annotations
 
 import shlex
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from t2t.sweeps.commands import gin_literal
 
@@ -36,7 +36,8 @@ def finetune_then_eval(pretrain_gin: str, task: str, *, train_steps: int,
                        batch_size: int | None = None,
                        rank_classification: bool = True,
                        max_examples: int | None = None,
-                       bindings: Mapping[str, object] | None = None) -> tuple[str, str]:
+                       bindings: Mapping[str, object] | None = None,
+                       extra_gin_files: Sequence[str] = ()) -> tuple[str, str]:
     """The two after-command templates that fine-tune a finished run on ``task`` and evaluate it.
 
     Args:
@@ -46,16 +47,18 @@ def finetune_then_eval(pretrain_gin: str, task: str, *, train_steps: int,
       task: an evaluation task (t2t/evaluation/tasks.py); an offline-suite task reads its own
         JSON lines by default.
       train_steps: fine-tuning steps.
-      data_source: fine-tuning data with ``{split}`` left in (default: the offline suite's files of
-        ``task``, ``~/.cache/t2t/eval_suite/<task>/{split}.jsonl``).
+      data_source: fine-tuning data (default ``task:<task>``: the task's own training examples,
+        in the text-to-text format that the evaluation scores; t2t/data/sources.py).
       feature_lengths: ``TASK_FEATURE_LENGTHS`` for fine-tuning (default: the trial's).
       batch_size: ``BATCH_SIZE`` for fine-tuning (default: the trial's).
       rank_classification: score every label (classification tasks) instead of generating.
       max_examples: evaluate on the first this many examples of the evaluation split.
       bindings: more ``--gin.K=V`` for the fine-tuning run.
+      extra_gin_files: gin files the pretraining run added after ``pretrain_gin`` (a scale's
+        overrides, t2t/sweeps/scales.py): the fine-tuning run takes the same model.
     """
     finetune_dir = "{model_dir}/finetune_" + task
-    source = data_source or f"~/.cache/t2t/eval_suite/{task}/{{split}}.jsonl"
+    source = data_source or f"task:{task}"
     finetune_bindings: dict[str, object] = {"TRAIN_STEPS": train_steps, "DATA_SOURCE": source}
     if feature_lengths is not None:
         finetune_bindings["TASK_FEATURE_LENGTHS"] = dict(feature_lengths)
@@ -64,7 +67,8 @@ def finetune_then_eval(pretrain_gin: str, task: str, *, train_steps: int,
     finetune_bindings.update(bindings or {})
     # The runner splits a template into words (shlex) before formatting each: quote every binding
     # as one word, and double its braces so that they survive str.format.
-    train = ["{python} -m t2t.cli train", f"--gin_file={pretrain_gin}", "--gin_file=runs/finetune.gin",
+    gin_files = [pretrain_gin, *extra_gin_files, "runs/finetune.gin"]
+    train = ["{python} -m t2t.cli train", *(f"--gin_file={f}" for f in gin_files),
              "--gin.INITIAL_CHECKPOINT_PATH={model_dir}", f"--gin.MODEL_DIR={finetune_dir}",
              "--gin.SEED={seed}"]
     train += [shlex.quote(f"--gin.{name}={_escape(gin_literal(value))}")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from t2t.data.embedded.build import is_validation
-from t2t.data.sources import embedded_corpus, get_source, jsonl_files, text_files
+from t2t.data.sources import embedded_corpus, get_source, jsonl_files, make_source, text_files
 
 
 def write_jsonl(path, records, compress=False):
@@ -116,3 +116,17 @@ def test_get_source_missing_and_empty(tmp_path):
     source = get_source(str(tmp_path / "empty.jsonl"))
     with pytest.raises(ValueError, match="empty.jsonl.*no non-empty document"):
         list(source)
+
+
+def test_task_source_gives_fine_tuning_the_examples_that_eval_scores(tmp_path, monkeypatch):
+    (tmp_path / "wiki_topic").mkdir()
+    records = [{"title": "Erbium", "extract": "Erbium is a chemical element.", "topic": "Physical sciences"},
+               {"title": "Bach", "extract": "Bach was a composer.", "topic": "People"}]
+    (tmp_path / "wiki_topic" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    monkeypatch.setenv("T2T_EVAL_SUITE", str(tmp_path))
+    pairs = [json.loads(d) for d in make_source("task:wiki_topic", "train", field="inputs,targets")]
+    assert pairs == [["topic: Erbium is a chemical element.", "Physical sciences"],
+                     ["topic: Bach was a composer.", "People"]]
+    assert list(make_source("task:wiki_topic", "train", field="targets")) == ["Physical sciences", "People"]
+    with pytest.raises(ValueError, match="no field 'text'"):
+        make_source("task:wiki_topic", "train")

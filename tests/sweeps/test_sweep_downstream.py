@@ -28,7 +28,7 @@ def _commands(tmp_path, **options):
 
 def test_finetune_command_is_a_valid_finetuning_configuration_of_the_trial(tmp_path):
     model_dir, (train, _) = _commands(tmp_path, feature_lengths={"inputs": 128, "targets": 16},
-                                      batch_size=8)
+                                      batch_size=8, bindings={"train.eval_batches": 2})
     assert train[1:4] == ["-m", "t2t.cli", "train"]
     files, bindings, rest = _split_gin_flags(train[4:])
     assert rest == []
@@ -39,10 +39,9 @@ def test_finetune_command_is_a_valid_finetuning_configuration_of_the_trial(tmp_p
         assert _bound("train.seed") == 2
         assert _bound("train.train_steps") == 150
         assert _bound("train.batch_size") == 8
+        assert gin.query_parameter("train.eval_batches") == 2
         assert _bound("train.task_feature_lengths") == {"inputs": 128, "targets": 16}
-        # {split} survives the per-run formatting, for the trainer to fill in.
-        assert (_bound("train.data_source")
-                == "~/.cache/t2t/eval_suite/wiki_topic/{split}.jsonl")
+        assert _bound("train.data_source") == "task:wiki_topic"
         assert _bound("train.objective").selector == "supervised"
         assert _bound("train.learning_rate") == 0.001
     finally:
