@@ -315,9 +315,12 @@ def task_source(name: str, split: str = "train", field: str = "text", min_units:
     """
     from t2t.evaluation.tasks import get_task
 
+    task = get_task(name)
+    if split == "validation" and split not in task.source.splits:
+        split = task.eval_split  # e.g. MNLI's validation_matched: what the trainer validates on
     fields = field.split(",")
     docs = []
-    for example in get_task(name).examples(split):
+    for example in task.examples(split):
         missing = [f for f in fields if f not in example]
         if missing:
             raise ValueError(f"task {name!r} examples have no field {missing[0]!r} (they have "
