@@ -41,18 +41,36 @@ class Predictor(Protocol):
     def score(self, inputs: list[str], targets: list[str]) -> list[float]: ...
 
 
-def rank_classify(predictor: Predictor, inputs: Sequence[str], label_names: Sequence[str]) -> list[str]:
-    """The most likely label for each input: one ``score`` call over every (input, label) pair.
-
-    >>> rank_classify(p, ["cola sentence: It rains."], ["unacceptable", "acceptable"])  # doctest: +SKIP
-    ['acceptable']      # if log p("acceptable" | input) > log p("unacceptable" | input)
-    """
+def label_scores(predictor: Predictor, inputs: Sequence[str], label_names: Sequence[str]) -> np.ndarray:
+    """log p(label | input) for every input and label, [n_inputs, n_labels]: one ``score`` call."""
     pairs = [(x, label) for x in inputs for label in label_names]
     scores = predictor.score([x for x, _ in pairs], [label for _, label in pairs])
     if len(scores) != len(pairs):
         raise ValueError(f"predictor.score returned {len(scores)} scores for {len(pairs)} (input, label) pairs")
-    best = np.asarray(scores, dtype=float).reshape(len(inputs), len(label_names)).argmax(axis=1)
+    return np.asarray(scores, dtype=float).reshape(len(inputs), len(label_names))
+
+
+def rank_classify(predictor: Predictor, inputs: Sequence[str], label_names: Sequence[str]) -> list[str]:
+    """The most likely label for each input.
+
+    >>> rank_classify(p, ["cola sentence: It rains."], ["unacceptable", "acceptable"])  # doctest: +SKIP
+    ['acceptable']      # if log p("acceptable" | input) > log p("unacceptable" | input)
+    """
+    best = label_scores(predictor, inputs, label_names).argmax(axis=1)
     return [label_names[i] for i in best]
+
+
+def target_nll(scores: np.ndarray, targets: Sequence[Any], labels: Sequence[Any]) -> float:
+    """Mean -log p(reference label | input) in nats, over examples whose reference is one of
+    ``labels`` (the columns of ``scores``, in the form the targets take: names, or ids).
+
+    A graded companion to accuracy: it moves when a model puts more probability on the right
+    label even while the argmax stays on the majority class, as small models' often does.
+    """
+    rows = [(i, labels.index(t)) for i, t in enumerate(targets) if t in labels]
+    if not rows:
+        return float("nan")
+    return float(-np.mean([scores[i, j] for i, j in rows]))
 
 
 def evaluate(task: Task | str, predictor: Predictor, split: str | None = None, max_examples: int | None = None,
@@ -72,7 +90,8 @@ def evaluate(task: Task | str, predictor: Predictor, split: str | None = None, m
         if not task.label_names:
             raise ValueError(f"rank classification needs a classification task; {task.name!r} has no "
                              "label names (drop --rank_classification to generate)")
-        outputs = rank_classify(predictor, inputs, task.label_names)
+        scores = label_scores(predictor, inputs, task.label_names)
+        outputs = [task.label_names[i] for i in scores.argmax(axis=1)]
     else:
         outputs = list(predictor.generate(inputs, **dict(generate_options or {})))
         if len(outputs) != len(inputs):
@@ -82,6 +101,9 @@ def evaluate(task: Task | str, predictor: Predictor, split: str | None = None, m
     results: dict[str, float] = {}
     for metric in task.metrics:
         results.update(metric(targets, predictions))
+    if rank_classification:
+        labels = [task.postprocess(name) for name in task.label_names]
+        results["target_nll"] = target_nll(scores, targets, labels)
     results["num_examples"] = len(examples)
     return results
 

@@ -73,6 +73,14 @@ def test_rank_classification_scores_every_label_and_never_generates(suite):
     assert result["accuracy"] == 100.0 and not predictor.generate_calls
     (inputs, targets), = predictor.score_calls
     assert len(inputs) == 6 * len(TOPICS) and targets[:len(TOPICS)] == list(TOPICS)
+    assert result["target_nll"] == 0.0  # log p(reference) = 0 for every example
+    # A predictor that is right on 4 of 6: -log p(reference) is 1 on the other two.
+    answers = truth("wiki_topic", suite)
+    wrong = dict(list(answers.items())[:2])
+    answers.update({x: next(t for t in TOPICS if t != answers[x]) for x in wrong})
+    result = evaluate("wiki_topic", LookupPredictor(answers), data_dir=str(suite),
+                      rank_classification=True)
+    assert result["target_nll"] == pytest.approx(2 / 6) and result["accuracy"] == pytest.approx(400 / 6)
     # The best score wins even when every score is negative.
     negative = types.SimpleNamespace(score=lambda inputs, targets: [-5.0, -0.5, -9.0])
     assert rank_classify(negative, ["q"], ["a", "b", "c"]) == ["b"]
