@@ -51,13 +51,15 @@ class Predictor:
 
     def __init__(self, config: TransformerConfig, params: Any, vocabulary: Vocabulary, *,
                  inputs_end_with_eos: bool = True, max_length: int = 64, batch_size: int = 16,
-                 step: int | None = None):
+                 step: int | None = None, max_input_length: int | None = None):
         """
         Args:
           config, params: the model.
           vocabulary: tokenises inputs and targets, and detokenises outputs.
           inputs_end_with_eos: append EOS to inputs (T5's tasks do); False continues a prompt.
           max_length: default number of output tokens (EOS included) that `generate` allows.
+          max_input_length: inputs longer than this many tokens (EOS included) are truncated,
+            keeping the EOS, as training truncated them (T5's feature lengths); None keeps all.
           batch_size: rows per compiled batch.
           step: the checkpoint step the parameters come from, if any (evaluation logs it).
         """
@@ -67,6 +69,7 @@ class Predictor:
         self.max_length = max_length
         self.batch_size = batch_size
         self.step = step
+        self.max_input_length = max_input_length
         self._compiled: dict[tuple, Callable] = {}
 
     @classmethod
@@ -77,11 +80,22 @@ class Predictor:
         run = TrainedRun.load(run_dir)
         params, step = run.load_params(step)
         return cls(run.config, params, run.vocabulary, inputs_end_with_eos=run.inputs_end_with_eos,
-                   max_length=run.feature_lengths["targets"], batch_size=batch_size, step=step)
+                   max_length=run.feature_lengths["targets"], batch_size=batch_size, step=step,
+                   max_input_length=run.feature_lengths.get("inputs"))
 
-    def _encode(self, texts: Sequence[str], eos: bool) -> list[np.ndarray]:
-        ids = self.vocabulary.encode_batch(list(texts))
-        return [np.append(row, EOS_ID) if eos else row for row in ids]
+    def _encode(self, texts: Sequence[str], eos: bool, limit: int | None = None
+                ) -> list[np.ndarray]:
+        """Token ids of each text (+ EOS), at most `limit` of them: a long prompt keeps its start
+        and, with `eos`, ends with EOS, as the trainer's examples do."""
+        rows = []
+        for row in self.vocabulary.encode_batch(list(texts)):
+            if limit is not None:
+                row = row[:limit - 1 if eos else limit]
+            rows.append(np.append(row, EOS_ID) if eos else row)
+        return rows
+
+    def _encode_inputs(self, texts: Sequence[str]) -> list[np.ndarray]:
+        return self._encode(texts, self.inputs_end_with_eos, self.max_input_length)
 
     def _batches(self, *columns: list[np.ndarray]) -> Iterator[tuple[int, list[np.ndarray]]]:
         """(first row, [one padded [batch_size, width] array per column]) for each batch."""
@@ -125,7 +139,7 @@ class Predictor:
         decode = self._compile(("generate", method, max_length, *options.items()), run)
         rng = jax.random.key(seed)
         results = []
-        for start, (inputs,) in self._batches(self._encode(texts, self.inputs_end_with_eos)):
+        for start, (inputs,) in self._batches(self._encode_inputs(texts)):
             tokens, scores = jax.device_get(
                 decode(self.params, inputs, jax.random.fold_in(rng, start)))
             rows = min(self.batch_size, len(texts) - start)
@@ -144,7 +158,7 @@ class Predictor:
         model = self.model
         scorer = self._compile(("score",), lambda params, x, y: log_likelihood(model, params, x, y))
         scores: list[float] = []
-        for start, (x, y) in self._batches(self._encode(inputs, self.inputs_end_with_eos),
+        for start, (x, y) in self._batches(self._encode_inputs(inputs),
                                            self._encode(targets, True)):
             rows = min(self.batch_size, len(inputs) - start)
             scores += [float(s) for s in jax.device_get(scorer(self.params, x, y))[:rows]]

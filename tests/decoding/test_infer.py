@@ -76,3 +76,18 @@ def test_trained_run_reads_the_saved_gin_config(tmp_path, objective, eos):
     assert run.config == config
     assert run.feature_lengths == {"inputs": 24, "targets": 16}
     assert run.vocabulary.extra_ids == 10 and run.inputs_end_with_eos == eos
+
+
+def test_the_predictor_truncates_inputs_to_the_runs_input_length(run_dir):
+    predictor = Predictor.from_run_dir(run_dir)
+    assert predictor.max_input_length == 32  # the run's TASK_FEATURE_LENGTHS
+    long_text = " ".join(["We hold these truths to be self-evident"] * 20)
+    ids = predictor.vocabulary.encode(long_text)
+    assert len(ids) > 40
+    # The kept prefix (31 tokens + EOS) scores as the long input does: training never saw more.
+    prefix = predictor.vocabulary.decode(ids[:31])
+    assert list(predictor.vocabulary.encode(prefix)) == list(ids[:31])
+    full, cut = predictor.score([long_text, prefix], ["truths", "truths"])
+    assert full == pytest.approx(cut, abs=1e-5)
+    predictor.max_input_length = None
+    assert predictor.score([long_text], ["truths"])[0] != pytest.approx(full, abs=1e-5)
