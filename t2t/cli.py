@@ -36,6 +36,10 @@
     t2t scaling plan|fit|plot ...
         Scaling laws: isoFLOP plans over a one-knob size ladder, Kaplan and Chinchilla (approaches
         2 and 3) fits of a sweep's results, and their plots. See t2t/scaling/cli.py.
+    t2t rlhf data|reward-model|ppo [--gin_file=...] [--gin.NAME=VALUE]...
+        InstructGPT on small models: a checkable preference task, a reward model with a scalar
+        head and the pairwise loss, PPO with a KL penalty to the SFT policy. SFT is `t2t train
+        --gin_file=rlhf/sft.gin`. See t2t/rlhf/ and experiments/instructgpt/.
     t2t bench data [--out PATH] [--seconds N] [--batch_size N]
         Input-pipeline throughput (objective + converter + packing) in raw tokens/s per CPU core.
     t2t bench pipeline [--local DIR] [--out PATH]
@@ -245,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "bench": _bench, "data": _data, "eval": _module_main("t2t.evaluation.evaluator"),
                 "sweep": _module_main("t2t.sweeps.cli"), "convert": _module_main("t2t.interop.cli"),
                 "infer": _module_main("t2t.decoding.infer"),
-                "scaling": _module_main("t2t.scaling.cli")}
+                "scaling": _module_main("t2t.scaling.cli"),
+                "rlhf": _module_main("t2t.rlhf.cli")}
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
