@@ -25,6 +25,15 @@
              [--rank_classification] [--decode KEY=VALUE]...
         Evaluate a run on downstream tasks (T5's text-to-text formats and metrics); appends to
         DIR/eval_metrics.jsonl. See t2t/evaluation/evaluator.py.
+    t2t eval-icl --run_dir DIR --task NAME [--shots 0,1,4] [--description both|with|without]
+        Zero- and few-shot evaluation of decoder-only and prefix-LM runs: k demonstrations, with
+        or without a task description; rank classification or generation. See
+        t2t/evaluation/in_context.py and experiments/in_context_learning/.
+    t2t data build-icl [--output DIR]
+        The synthetic meta-learning corpus (GPT-3's word-unscrambling rules, in context).
+    t2t reversal build|eval ...
+        The reversal curse: fictitious facts "A is B", and both directions scored. See
+        experiments/reversal_curse/.
     t2t sweep run|launch|ingest|report SWEEP_FILE [...]
         Ablation sweeps: run trials x seeds as local subprocesses (skips finished runs, records
         failures), launch them on TPU pods or SLURM, and report a T5-style table with the paper's
@@ -211,8 +220,10 @@ def _module_main(module: str) -> Callable[[Sequence[str]], int]:
 def _data(argv: Sequence[str]) -> int:
     if argv[:1] == ["build-eval"]:
         return _module_main("t2t.data.build_eval")(argv[1:])
+    if argv[:1] == ["build-icl"]:
+        return _module_main("t2t.evaluation.synthetic_tasks")(argv[1:])
     parser = argparse.ArgumentParser(prog="t2t data", description="Data sources.")
-    parser.add_argument("action", choices=["build-local", "build-eval", "inspect"])
+    parser.add_argument("action", choices=["build-local", "build-eval", "build-icl", "inspect"])
     parser.add_argument("--output", default="~/.cache/t2t/local_corpus",
                         help="build-local: output directory (downloads are cached inside it)")
     parser.add_argument("--force", action="store_true", help="build-local: rebuild even if built")
@@ -250,7 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "sweep": _module_main("t2t.sweeps.cli"), "convert": _module_main("t2t.interop.cli"),
                 "infer": _module_main("t2t.decoding.infer"),
                 "scaling": _module_main("t2t.scaling.cli"),
-                "rlhf": _module_main("t2t.rlhf.cli")}
+                "rlhf": _module_main("t2t.rlhf.cli"),
+                "eval-icl": _module_main("t2t.evaluation.in_context"),
+                "reversal": _module_main("t2t.evaluation.reversal")}
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
