@@ -364,8 +364,19 @@ def _describe(obj: Any, depth: int = 0) -> Any:
             **{k: _describe(v, depth + 1) for k, v in sorted(fields.items()) if not k.startswith("_")}}
 
 
-def _cache_paths(cache_dir: str, unit_key: str, vocab_sha: str) -> tuple[str, str]:
-    key = hashlib.sha256(f"{unit_key}:{vocab_sha}".encode()).hexdigest()
+def _document_format(objective: Any) -> str:
+    """What the token cache's arrays depend on besides the text and the vocabulary: nothing for
+    plain tokenisation; an objective that encodes documents itself (supervised pairs, labelled
+    encoder tasks) and its settings (labels, fields), which two objectives reading the same
+    files may not share."""
+    if getattr(objective, "encode_documents", None) is None:
+        return ""
+    return json.dumps(_describe(objective), sort_keys=True, default=str)
+
+
+def _cache_paths(cache_dir: str, unit_key: str, vocab_sha: str,
+                 document_format: str = "") -> tuple[str, str]:
+    key = hashlib.sha256(f"{unit_key}:{vocab_sha}{document_format}".encode()).hexdigest()
     return (os.path.join(cache_dir, f"{key}.unit.tokens.npy"), os.path.join(cache_dir, f"{key}.unit.offsets.npy"))
 
 
@@ -418,7 +429,8 @@ class _Shard:
         if self.cache_dir is None:
             return None
         unit = self.units[unit_id]
-        paths = _cache_paths(self.cache_dir, unit.key, self.vocab.model_sha256)
+        paths = _cache_paths(self.cache_dir, unit.key, self.vocab.model_sha256,
+                             _document_format(self.objective))
         if not all(os.path.exists(p) for p in paths):
             docs: list[np.ndarray] = []
             batch: list[str] = []

@@ -223,3 +223,28 @@ def test_local_corpus_layout_is_a_source(tmp_path):
         f.rename(f.with_name(f.name.replace(".json.gz", ".jsonl.gz")))
     source = make_source(f"local:{tmp_path}", "train", min_units=4)
     assert len(source.units) == 4
+
+
+def test_objectives_that_encode_documents_differently_do_not_share_the_token_cache(tmp_path):
+    from t2t.data.converters import EncoderFeatureConverter
+    from t2t.data.objectives import Supervised
+    from t2t.data.objectives.encoder_tasks import SequenceClassification
+    from t2t.data.vocab import default_vocabulary
+
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps({"text": doc, "label": "ab"[i % 2]}) + "\n"
+                            for i, doc in enumerate(documents(40))))
+    vocab = default_vocabulary()
+    classify = SequenceClassification(labels=["a", "b"])
+    to_encoder = EncoderFeatureConverter({"inputs": 32}, heads=("sequence_classification",))
+
+    def batches(objective, converter, cache_dir):
+        source = file_source(str(path), field=objective.source_field, min_files=4)
+        return take(ShardedPipeline(source, vocab, objective, converter, 8, num_shards=4,
+                                    docs_per_block=4, cache_dir=str(cache_dir)), 2)
+
+    fresh = batches(classify, to_encoder, tmp_path / "fresh")
+    # The same file and fields, read first as (inputs, targets) pairs into the shared cache.
+    batches(Supervised(inputs_field="text", targets_field="label"),
+            EncDecFeatureConverter({"inputs": 32, "targets": 4}), tmp_path / "shared")
+    assert_same(fresh, batches(classify, to_encoder, tmp_path / "shared"))
