@@ -5,7 +5,7 @@ A converter maps task features (``inputs``, ``targets``, ...) of varying length 
 
     EncDecFeatureConverter    encoder-decoder (T5)            encoder_* and decoder_* features
     DecoderFeatureConverter   decoder-only, causal or prefix  decoder_* features of inputs ⧺ targets
-    EncoderFeatureConverter   encoder-only (BERT MLM, NSP)    encoder_*, mlm_* and nsp_* features
+    EncoderFeatureConverter   encoder-only (BERT, RoBERTa)    encoder_*, mlm_*, nsp_* and fine-tuning labels
 
 With packing, several consecutive examples share a row; ``*_segment_ids`` (1, 2, ... within a row,
 0 = padding) let attention stay inside an example and ``*_positions`` restart at 0 for each example.
@@ -470,19 +470,30 @@ class DecoderFeatureConverter(_Converter):
 
 
 # --------------------------------------------------------------------------------------------------
-# Encoder-only (BERT-style MLM, optional NSP)
+# Encoder-only (BERT-style MLM, optional NSP; fine-tuning heads)
 # --------------------------------------------------------------------------------------------------
+
+
+# Fine-tuning heads (``TransformerConfig.encoder_heads``) whose labels a batch carries, with the example
+# feature each is read from (see ``t2t.data.objectives.encoder_tasks``) and the features it becomes.
+HEAD_FEATURES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sequence_classification": ("classification_labels",
+                                ("classification_labels", "classification_loss_weights")),
+    "token_classification": ("token_labels", ("token_labels", "token_loss_weights")),
+    "span_qa": ("span_positions", ("span_start_positions", "span_end_positions", "span_loss_weights")),
+}
 
 
 @gin.configurable
 class EncoderFeatureConverter(_Converter):
-    """Features for an encoder-only model trained with masked LM (and optionally next-sentence prediction).
+    """Features for an encoder-only model: masked LM and next-sentence prediction, plus the labels of the
+    fine-tuning heads it is built with.
 
-    Examples (from the MLM objectives) carry ``inputs`` (tokens with CLS/SEP, already masked),
-    ``targets`` (same lengths: the original id where the token carries MLM loss, 0 elsewhere),
-    ``token_types`` (same lengths, 0/1; all 0 if absent) and optionally ``nsp_labels`` (one per
-    example: 0 = IsNext, 1 = NotNext). The NSP label of each packed example sits at its first position
-    (its CLS), which is where an NSP head reads it.
+    Examples carry ``inputs`` (tokens with CLS/SEP) and optionally ``token_types`` (same lengths, 0/1;
+    all 0 if absent). Pre-training examples (the MLM objectives) carry ``targets`` (same lengths: the
+    original id where the token carries MLM loss, 0 elsewhere) and optionally ``nsp_labels`` (one per
+    example: 0 = IsNext, 1 = NotNext); without them the MLM and NSP features are all 0. The NSP label of
+    each packed example sits at its first position (its CLS), which is where an NSP head reads it.
 
     Packed example, feature length inputs 12, with CLS 5, SEP 6, MASK 4; examples
     ``{inputs: [5, 11, 4, 13, 6], targets: [0, 0, 12, 0, 0], token_types: [0, 0, 0, 0, 0], nsp_labels: [0]}``
@@ -498,21 +509,45 @@ class EncoderFeatureConverter(_Converter):
         nsp_labels             = [0,  0, 0,  0, 0, 1,  0, 0, 0,  0, 0, 0]
         nsp_loss_weights       = [1,  0, 0,  0, 0, 1,  0, 0, 0,  0, 0, 0]
 
-    Without ``nsp_labels`` in the examples, ``nsp_labels`` and ``nsp_loss_weights`` are all 0.
+    Fine-tuning heads (``heads``) add their features (``HEAD_FEATURES``), read from these example keys:
+
+      classification_labels  one label per example -> ``classification_labels`` at its first position,
+                             ``classification_loss_weights`` 1 there (as NSP).
+      token_labels           one per token, -1 where there is no loss (CLS, SEP, non-first subwords) ->
+                             ``token_labels`` (0 where -1) and ``token_loss_weights`` (label >= 0).
+      span_positions         (start, end) per example, positions within it -> ``span_start_positions``
+                             and ``span_end_positions`` at its first position, ``span_loss_weights`` 1
+                             there.
+
+    E.g. ``heads=("token_classification", "span_qa")``, length 8, examples ``{inputs: [5, 11, 12, 6],
+    token_labels: [-1, 3, -1, -1], span_positions: [1, 2]}`` and ``{inputs: [5, 21, 6], token_labels:
+    [-1, 0, -1], span_positions: [0, 0]}`` add, packed in one row:
+
+        token_labels           = [0, 3, 0, 0, 0, 0, 0, 0]
+        token_loss_weights     = [0, 1, 0, 0, 0, 1, 0, 0]
+        span_start_positions   = [1, 0, 0, 0, 0, 0, 0, 0]
+        span_end_positions     = [2, 0, 0, 0, 0, 0, 0, 0]
+        span_loss_weights      = [1, 0, 0, 0, 1, 0, 0, 0]
     """
 
     FEATURES = ("encoder_input_tokens", "encoder_segment_ids", "encoder_positions", "encoder_token_type_ids",
                 "mlm_target_tokens", "mlm_loss_weights", "nsp_labels", "nsp_loss_weights")
-    _KEYS = ("inputs", "targets", "token_types", "nsp_labels")
+    _KEYS = ("inputs", "targets", "token_types", "nsp_labels", "classification_labels", "token_labels",
+             "span_positions")
 
-    def __init__(self, feature_lengths: Mapping[str, int], pack: bool = True):
+    def __init__(self, feature_lengths: Mapping[str, int], pack: bool = True, heads: Sequence[str] = ()):
         """
         Args:
           feature_lengths: {'inputs': row length} (other task lengths are ignored).
           pack: pack several examples per row (next-fit, in order).
+          heads: the model's ``encoder_heads``; those in ``HEAD_FEATURES`` add their label features to
+            the class's ``FEATURES`` (which pre-training batches always have).
         """
         super().__init__(feature_lengths, pack)
         self.length = self.feature_lengths["inputs"]
+        self.heads = tuple(h for h in heads if h in HEAD_FEATURES)
+        # The instance's output keys: the pre-training features, then each fine-tuning head's.
+        self.FEATURES = type(self).FEATURES + tuple(f for h in self.heads for f in HEAD_FEATURES[h][1])
 
     def output_lengths(self) -> dict[str, int]:
         return dict.fromkeys(self.FEATURES, self.length)
@@ -525,43 +560,66 @@ class EncoderFeatureConverter(_Converter):
         """Place the first ``len(rows)`` examples in the rows given by ``assign_rows``.
 
         Args:
-          examples: {'inputs', 'targets', optional 'token_types', optional 'nsp_labels'} Ragged features
-            with at least ``len(rows)`` rows.
+          examples: {'inputs', optional 'targets', 'token_types', 'nsp_labels'} Ragged features, plus the
+            label feature of each of ``heads``, with at least ``len(rows)`` rows.
           rows: [m] row of each example (non-decreasing, each row's examples fitting).
           num_rows: batch size; rows past the last used one are all padding. Default: rows used.
 
         Returns:
-          The eight int32 [num_rows, length] features listed in ``FEATURES``.
+          The int32 [num_rows, length] features listed in ``self.FEATURES``.
         """
         num_rows = _num_rows(rows, num_rows)
         m = len(rows)
         features = {k: v.slice(0, m) for k, v in examples.items() if k in self._KEYS}
         inputs = features["inputs"]
-        for key in ("targets", "token_types"):
+        for key in ("targets", "token_types", "token_labels"):
             if key in features and not np.array_equal(features[key].lengths, inputs.lengths):
                 raise ValueError(f"'{key}' must have the same length as 'inputs' in every example.")
         layout = _Layout(rows, inputs.lengths, self.length, num_rows)
-        targets = features["targets"].values
+        zeros = np.zeros(layout.shape, dtype=np.int32)
+        at_first = functools.partial(_at_first_positions, layout, inputs.lengths > 0)
         batch = {
             "encoder_input_tokens": layout.place(inputs.values),
             "encoder_segment_ids": layout.segment_ids,
             "encoder_positions": layout.positions,
             "encoder_token_type_ids": (layout.place(features["token_types"].values) if "token_types" in features
-                                       else np.zeros(layout.shape, dtype=np.int32)),
-            "mlm_target_tokens": layout.place(targets),
-            "mlm_loss_weights": layout.place(targets > 0),
+                                       else zeros),
+            "mlm_target_tokens": layout.place(features["targets"].values) if "targets" in features else zeros,
+            "mlm_loss_weights": layout.place(features["targets"].values > 0) if "targets" in features else zeros,
         }
         if "nsp_labels" in features:
-            labels = features["nsp_labels"]
-            if not (labels.lengths == 1).all():
-                raise ValueError("'nsp_labels' must hold exactly one label per example.")
-            real = inputs.lengths > 0
-            batch["nsp_labels"] = layout.place_at(labels.values[real], layout.first[real])
-            batch["nsp_loss_weights"] = layout.place_at(1, layout.first[real])
+            batch["nsp_labels"], batch["nsp_loss_weights"] = at_first(features["nsp_labels"], "nsp_labels")
         else:
-            batch["nsp_labels"] = np.zeros(layout.shape, dtype=np.int32)
-            batch["nsp_loss_weights"] = np.zeros(layout.shape, dtype=np.int32)
+            batch["nsp_labels"], batch["nsp_loss_weights"] = zeros, zeros.copy()
+        for head in self.heads:
+            key, names = HEAD_FEATURES[head]
+            if key not in features:
+                raise ValueError(f"the {head} head needs '{key}' in every example, but the examples have "
+                                 f"only {sorted(features)}. Train it with the matching objective of "
+                                 f"t2t/data/objectives/encoder_tasks.py (gin_configs/experiments/bert_tasks/).")
+            if head == "token_classification":
+                labels = features[key].values
+                batch["token_labels"] = layout.place(np.maximum(labels, 0))  # IGNORE (-1) -> 0, weight 0
+                batch["token_loss_weights"] = layout.place(labels >= 0)
+            elif head == "span_qa":
+                span = features[key]
+                if not (span.lengths == 2).all():
+                    raise ValueError("'span_positions' must hold exactly (start, end) per example.")
+                starts = Ragged(span.values[0::2], np.ones(m, np.int64))
+                ends = Ragged(span.values[1::2], np.ones(m, np.int64))
+                batch["span_start_positions"], batch["span_loss_weights"] = at_first(starts, key)
+                batch["span_end_positions"], _ = at_first(ends, key)
+            else:
+                batch[names[0]], batch[names[1]] = at_first(features[key], key)
         return batch
+
+
+def _at_first_positions(layout: _Layout, real: np.ndarray, labels: Ragged, name: str
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, loss weights) [num_rows, width]: each non-empty example's one label at its first position."""
+    if not (labels.lengths == 1).all():
+        raise ValueError(f"'{name}' must hold exactly one label per example.")
+    return layout.place_at(labels.values[real], layout.first[real]), layout.place_at(1, layout.first[real])
 
 
 CONVERTERS = {

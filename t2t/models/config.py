@@ -10,7 +10,7 @@ import gin
 
 ACTIVATIONS = ("relu", "gelu", "gelu_exact", "silu", "linear")
 FAMILIES = ("encoder_decoder", "decoder_only", "encoder_only")
-ENCODER_HEADS = ("mlm", "nsp", "sequence_classification", "token_classification")
+ENCODER_HEADS = ("mlm", "nsp", "sequence_classification", "token_classification", "span_qa")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,8 @@ class TransformerConfig:
       scale_embeddings: multiply token embeddings by sqrt(d_model) (the original Transformer).
       encoder_heads: outputs of an encoder-only model: "mlm" (masked LM, tied to the embedding),
         "nsp" (next-sentence prediction from the pooled first token), "sequence_classification"
-        (pooled first token) and "token_classification" (every token).
+        (pooled first token), "token_classification" (every token) and "span_qa" (answer start
+        and end scores at every token, for extractive question answering).
       num_labels: classes of the classification heads.
       scan_layers: run a stack's layers with `nn.scan` over one block whose parameters carry a
         leading `layers` axis, so compile time does not grow with depth.

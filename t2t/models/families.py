@@ -180,7 +180,10 @@ class EncoderOnly(nn.Module):
     """BERT / RoBERTa: a bidirectional encoder with the heads named in `config.encoder_heads`.
 
     Classification heads read every position; their losses weight only the first position of each
-    packed example (its [CLS]) through the converter's `*_loss_weights`.
+    packed example (its [CLS]) through the converter's `*_loss_weights`. The span-QA head scores
+    every position as the answer's start and as its end ([b, l] each, as BERT's `qa_outputs`); the
+    loss turns each packed example's scores into a distribution over its own positions
+    (`t2t.training.losses.example_position_logits`).
     """
 
     config: TransformerConfig
@@ -200,6 +203,8 @@ class EncoderOnly(nn.Module):
             self.classifier = dense(cfg, cfg.num_labels, ("embed", None), "classifier")
         if "token_classification" in heads:
             self.token_classifier = dense(cfg, cfg.num_labels, ("embed", None), "token_classifier")
+        if "span_qa" in heads:
+            self.span_head = dense(cfg, 2, ("embed", None), "span_head")
 
     def __call__(self, batch: Batch, deterministic: bool = True) -> dict[str, Array]:
         cfg = self.config
@@ -216,6 +221,9 @@ class EncoderOnly(nn.Module):
             out["classification_logits"] = self.classifier(self.pooler(y))
         if "token_classification" in cfg.encoder_heads:
             out["token_logits"] = self.token_classifier(y)
+        if "span_qa" in cfg.encoder_heads:
+            span = self.span_head(y)  # [b, l, 2]: start and end scores of every position
+            out["span_start_logits"], out["span_end_logits"] = span[..., 0], span[..., 1]
         return {k: v.astype(jnp.float32) for k, v in out.items()}
 
 

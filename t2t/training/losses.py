@@ -45,7 +45,39 @@ HEAD_TARGETS: dict[str, tuple[str, str]] = {
     "classification_logits": ("classification_labels", "classification_loss_weights"),
     "token_logits": ("token_labels", "token_loss_weights"),
     "nsp_logits": ("nsp_labels", "nsp_loss_weights"),
+    "span_start_logits": ("span_start_positions", "span_loss_weights"),
+    "span_end_logits": ("span_end_positions", "span_loss_weights"),
 }
+
+# Heads that score positions rather than classes: [b, l] logits, one per token, and labels that are
+# positions within a packed example, held at its first position (see `example_position_logits`).
+POSITION_HEADS = frozenset({"span_start_logits", "span_end_logits"})
+
+# Logit of positions outside an example: finite, so that log Z, the z-loss and their gradients stay
+# finite (times weight 0) on padding rows, and far enough below any real logit to add exp(...) = 0.
+_OUTSIDE = -1e9
+
+
+def example_position_logits(scores: Array, segment_ids: Array, labels: Array
+                            ) -> tuple[Array, Array]:
+    """Per-position scores -> for each position i, logits over the positions of i's packed example.
+
+    scores [b, l] float (e.g. answer-start scores), segment_ids [b, l] (0 on padding), labels [b, l]
+    (a position within the example, read where the loss weight is 1: each example's first position)
+    -> (logits [b, l, l], targets [b, l]): logits[r, i, j] = scores[r, j] if j is in i's example,
+    else -1e9; targets[r, i] = i + labels[r, i], the label's column in the row. With these,
+    `cross_entropy_with_z_loss` is the cross-entropy of a softmax over the example's own positions.
+
+    Example: one row packing examples of 3 and 2 tokens, scores [a, b, c, d, e], segment ids
+    [1, 1, 1, 2, 2], label 1 at column 3 (the second example's second token, e):
+      logits[0, 3] = [-1e9, -1e9, -1e9, d, e],   targets[0, 3] = 4,
+      cross-entropy = log(exp(d) + exp(e)) - e.
+    """
+    same = (segment_ids[:, :, None] == segment_ids[:, None, :]) & (segment_ids[:, None, :] > 0)
+    logits = jnp.where(same, scores.astype(jnp.float32)[:, None, :], _OUTSIDE)
+    length = scores.shape[1]
+    targets = jnp.clip(jnp.arange(length)[None, :] + labels, 0, length - 1)
+    return logits, targets
 
 
 def _prefix(head: str, primary: str) -> str:
@@ -69,17 +101,23 @@ def model_loss(outputs: Mapping[str, Array], batch: Mapping[str, Array], z_loss:
     """The training loss and summed metric terms of every head of a model's outputs.
 
     The loss adds, over heads, each head's per-token mean (cross-entropy + z-loss) — BERT's
-    MLM + NSP sum. With gradient accumulation, `normalizers` are the whole batch's token counts
-    (`loss_normalizers`), so the microbatches' losses add up to exactly the batch's. Terms are sums
-    (see `cross_entropy_with_z_loss`), named plainly for the primary head and with the head's
-    prefix for the others (e.g. `nsp_correct`).
+    MLM + NSP sum; span QA's start and end heads add likewise (BERT averages the two: the same
+    gradient direction at twice the scale). Position heads are scored over their example's
+    positions (`example_position_logits`, which reads `encoder_segment_ids`). With gradient
+    accumulation, `normalizers` are the whole batch's token counts (`loss_normalizers`), so the
+    microbatches' losses add up to exactly the batch's. Terms are sums (see
+    `cross_entropy_with_z_loss`), named plainly for the primary head and with the head's prefix for
+    the others (e.g. `nsp_correct`, `span_end_correct`).
     """
     primary = primary_head(outputs)
     normalizers = normalizers if normalizers is not None else loss_normalizers(batch)
     loss, terms = 0.0, {}
     for head, logits in outputs.items():
-        targets, weights = HEAD_TARGETS[head]
-        head_terms = cross_entropy_with_z_loss(logits, batch[targets], batch[weights], z_loss)
+        targets_name, weights = HEAD_TARGETS[head]
+        targets = batch[targets_name]
+        if head in POSITION_HEADS:
+            logits, targets = example_position_logits(logits, batch["encoder_segment_ids"], targets)
+        head_terms = cross_entropy_with_z_loss(logits, targets, batch[weights], z_loss)
         loss = loss + (head_terms["cross_entropy"] + head_terms["z_loss"]) / normalizers[head]
         terms.update({_prefix(head, primary) + k: v for k, v in head_terms.items()})
     return loss, terms

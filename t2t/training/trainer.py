@@ -281,9 +281,12 @@ def _resolve_vocab_size(config: TransformerConfig, vocab: Vocabulary) -> Transfo
 
 def _make_converter(config: TransformerConfig,
                     feature_lengths: Mapping[str, int]) -> FeatureConverter:
-    """The family's feature converter; a decoder-only model's prefix-LM setting decides its masks."""
+    """The family's feature converter; a decoder-only model's prefix-LM setting decides its masks,
+    an encoder-only model's heads the labels its batches carry."""
     if config.family == "decoder_only":
         return CONVERTERS["decoder_only"](feature_lengths, prefix_lm=config.prefix_lm)
+    if config.family == "encoder_only":  # batches carry the labels of its fine-tuning heads
+        return CONVERTERS["encoder_only"](feature_lengths, heads=config.encoder_heads)
     return CONVERTERS[config.family](feature_lengths)
 
 

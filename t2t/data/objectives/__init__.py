@@ -9,6 +9,8 @@
     bert.py        BERT (MLM + NSP) and RoBERTa (MLM)
     bart.py        BART's composable noising
     supervised.py  (inputs, targets) pairs for fine-tuning, one example per document
+    encoder_tasks.py  labelled fine-tuning tasks of encoder-only models: sequence and pair
+                   classification, token tagging, extractive span QA
 
 Every objective is vectorised over a block of segments, draws all randomness from the
 ``np.random.Generator`` it is given (same generator state, same examples), never truncates, and documents
@@ -26,6 +28,8 @@ from t2t.data.objectives.denoise import (LM, NAMED_OBJECTIVES, T5_OBJECTIVE_NAME
 from t2t.data.objectives.masks import (NoiseMaskFn, iid_noise_mask, random_prefix_noise_mask,
                                        random_spans_noise_mask, regular_noise_mask)
 from t2t.data.objectives.ragged import Examples, Ragged
+from t2t.data.objectives.encoder_tasks import (SentencePairClassification, SequenceClassification, SpanQA,
+                                               TokenTagging)
 from t2t.data.objectives.supervised import Supervised
 from t2t.data.objectives.transforms import (InputsTargetsFn, drop_noise_tokens, drop_nonnoise_tokens,
                                             noise_span_to_sentinel, noise_span_to_unique_sentinel,
@@ -37,8 +41,8 @@ from t2t.data.objectives.vocab_info import VocabInfo
 __all__ = [
     "Bart", "BertMLM", "Denoise", "DocumentRotation", "Examples", "InputsTargetsFn", "LM", "MLM", "NAMED_OBJECTIVES",
     "NoiseMaskFn", "Objective", "ObjectiveProtocol", "PrefixLM", "Ragged", "RobertaMLM", "SentencePermutation",
-    "SpanCorruption", "Supervised", "T5_OBJECTIVE_NAMES", "TEXT_TO_TEXT", "TextInfilling", "TokenDeletion", "TokenMasking",
-    "VocabInfo", "all_permute", "by_length_groups", "choose_positions", "corrupt", "drop_noise_tokens",
+    "SentencePairClassification", "SequenceClassification", "SpanCorruption", "SpanQA", "Supervised", "T5_OBJECTIVE_NAMES", "TEXT_TO_TEXT", "TextInfilling", "TokenDeletion", "TokenMasking",
+    "TokenTagging", "VocabInfo", "all_permute", "by_length_groups", "choose_positions", "corrupt", "drop_noise_tokens",
     "drop_nonnoise_tokens", "iid_10_u_u", "iid_15_d_d", "iid_15_m_f", "iid_15_r10s90_f", "iid_15_u_u", "iid_25_u_u",
     "iid_50_u_u", "iid_noise_mask", "infill", "length_table", "noise_span_to_sentinel",
     "noise_span_to_unique_sentinel", "noise_token_to_random_token", "noise_token_to_random_token_or_sentinel",
