@@ -4,6 +4,16 @@
         Pretrain. Without --gin_file: the embedded default (a tiny T5 v1.1 on the embedded corpus).
         Multi-host: --coordinator_address=HOST:PORT --num_processes=N --process_id=I, or nothing
         on TPU VMs and under SLURM, where JAX finds the other processes itself.
+    t2t distill --gin_file=STUDENT_EXPERIMENT --gin_file=runs/distill.gin --gin.TEACHER=RUN ...
+        DistilBERT-style knowledge distillation for any family: the student starts from every
+        other teacher layer; soft targets with temperature + the usual loss + a hidden-state
+        cosine. See t2t/training/distillation.py and experiments/distillation/.
+    t2t train-elmo [--gin_file=experiments/elmo_tiny_lm.gin] [--gin.NAME=VALUE]...
+        ELMo: a character CNN and a 2-layer biLSTM, forward and backward LM losses, on the same
+        data pipeline. See t2t/models/elmo.py, t2t/training/elmo.py.
+    t2t features --run_dir DIR [--task wiki_topic] [--out FILE]
+        Frozen contextual features (a learned scalar mix of the layers) + a classifier on the
+        offline topic task, the same protocol for ELMo and BERT. See t2t/evaluation/features.py.
     t2t compile-only [--num_devices=N | --topology=NAME] [--out=FILE] [--gin_file=...] [--gin...]
         Compile the train step for a device topology without running it: memory per device,
         FLOPs, compile time. --num_devices simulates N CPU devices (e.g. 64 for a v5p-128's 64
@@ -25,6 +35,11 @@
              [--rank_classification] [--decode KEY=VALUE]...
         Evaluate a run on downstream tasks (T5's text-to-text formats and metrics); appends to
         DIR/eval_metrics.jsonl. See t2t/evaluation/evaluator.py.
+    t2t data build-encoder-tasks [--output DIR] [--tasks topic pairs tagging [squad]]
+        Labelled tasks for encoder fine-tuning (topic classification, description/article pairs,
+        word tagging) from the offline suite; SQuAD from TFDS. See t2t/data/build_encoder_tasks.py.
+    t2t eval-encoder --run_dir DIR
+        Score a fine-tuned BERT/RoBERTa on its task: accuracy and F1, or SQuAD EM/F1.
     t2t eval-icl --run_dir DIR --task NAME [--shots 0,1,4] [--description both|with|without]
         Zero- and few-shot evaluation of decoder-only and prefix-LM runs: k demonstrations, with
         or without a task description; rank classification or generation. See
@@ -220,10 +235,13 @@ def _module_main(module: str) -> Callable[[Sequence[str]], int]:
 def _data(argv: Sequence[str]) -> int:
     if argv[:1] == ["build-eval"]:
         return _module_main("t2t.data.build_eval")(argv[1:])
+    if argv[:1] == ["build-encoder-tasks"]:
+        return _module_main("t2t.data.build_encoder_tasks")(argv[1:])
     if argv[:1] == ["build-icl"]:
         return _module_main("t2t.evaluation.synthetic_tasks")(argv[1:])
     parser = argparse.ArgumentParser(prog="t2t data", description="Data sources.")
-    parser.add_argument("action", choices=["build-local", "build-eval", "build-icl", "inspect"])
+    parser.add_argument("action", choices=["build-local", "build-eval", "build-encoder-tasks", "build-icl",
+                                           "inspect"])
     parser.add_argument("--output", default="~/.cache/t2t/local_corpus",
                         help="build-local: output directory (downloads are cached inside it)")
     parser.add_argument("--force", action="store_true", help="build-local: rebuild even if built")
@@ -263,7 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "scaling": _module_main("t2t.scaling.cli"),
                 "rlhf": _module_main("t2t.rlhf.cli"),
                 "eval-icl": _module_main("t2t.evaluation.in_context"),
-                "reversal": _module_main("t2t.evaluation.reversal")}
+                "reversal": _module_main("t2t.evaluation.reversal"),
+                "eval-encoder": _module_main("t2t.evaluation.encoder_eval"),
+                "distill": _module_main("t2t.training.distillation"),
+                "train-elmo": _module_main("t2t.training.elmo"),
+                "features": _module_main("t2t.evaluation.features")}
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
