@@ -40,7 +40,9 @@ class Scale:
 
     ``model_dir`` names the folder of gin_configs/models/ holding one file per Table 2
     architecture; ``gin_files`` come after the trial's own (so their bindings win); ``bindings``
-    apply to every run; ``downstream`` lists (task, fine-tuning steps, max evaluation examples).
+    apply to every run; ``downstream`` lists (task, fine-tuning steps, max evaluation examples);
+    ``finetune_source`` is the fine-tuning data of a task, ``{task}`` filled in (None: the
+    ``task:<name>`` source).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Scale:
     bindings: Mapping[str, Any]
     downstream: tuple[tuple[str, int, int | None], ...]
     finetune_feature_lengths: Mapping[str, int]
+    finetune_source: str | None = None
 
     def trial(self, name: str, experiment_gin: str, architecture: str,
               tags: Mapping[str, Any]) -> Trial:
@@ -59,7 +62,9 @@ class Scale:
             gin_files += (f"models/{self.model_dir}/{architecture}.gin",) + self.gin_files
         after = ()
         for task, steps, max_examples in self.downstream:
+            source = self.finetune_source.format(task=task) if self.finetune_source else None
             after += finetune_then_eval(experiment_gin, task, train_steps=steps,
+                                        data_source=source,
                                         max_examples=max_examples,
                                         feature_lengths=self.finetune_feature_lengths,
                                         rank_classification=_is_classification(task),
@@ -81,7 +86,10 @@ SCALES = {
                   "DATA_SOURCE": "local:~/.cache/t2t/local_corpus"},
         # Inputs as in pretraining; the longest topic label is 8 pieces (+ EOS).
         downstream=(("wiki_topic", 150, 300),),
-        finetune_feature_lengths={"inputs": 128, "targets": 16}),
+        finetune_feature_lengths={"inputs": 128, "targets": 16},
+        # The suite's files themselves (the task: source holds the same examples in one
+        # in-memory list): each file is a unit, as in the runs committed in experiments/.
+        finetune_source="~/.cache/t2t/eval_suite/{task}/{{split}}.jsonl"),
     "paper": Scale(
         name="paper", model_dir="t5_table2",
         gin_files=("runs/t5_paper_ablation.gin", "data/tfds_c4.gin"),

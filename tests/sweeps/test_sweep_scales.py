@@ -86,6 +86,8 @@ def test_cpu_scale_runs_the_experiment_files_on_the_local_corpus(sweep_file, mon
             commands = after_commands(trial, 0, str(tmp_path / trial.name), str(tmp_path))
             assert [c[3] for c in commands] == ["train", "eval"]
             assert "--rank_classification" in commands[1]
+            assert ("--gin.DATA_SOURCE='~/.cache/t2t/eval_suite/wiki_topic/{split}.jsonl'"
+                    in commands[0])
     finally:
         gin.clear_config()
 
