@@ -82,30 +82,13 @@ from typing import Callable, Sequence
 USAGE = __doc__
 
 
-def _split_gin_flags(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
-    """(gin files, gin bindings, other args) from T5X-style flags."""
-    files, bindings, rest = [], [], []
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg.startswith("--gin_file="):
-            files.append(arg.split("=", 1)[1])
-        elif arg == "--gin_file" and args:
-            files.append(args.pop(0))
-        elif arg.startswith("--gin."):
-            bindings.append(arg[len("--gin."):])
-        else:
-            rest.append(arg)
-    return files, bindings, rest
-
-
 def _train(argv: Sequence[str]) -> int:
-    from t2t.configuration import ConfigError, parse_gin
+    from t2t.configuration import ConfigError, parse_gin, split_gin_flags
     from t2t.training import distributed
     from t2t.training.run_lock import RunLockedError
     from t2t.training.trainer import DivergenceError, train
 
-    files, bindings, rest = _split_gin_flags(argv)
+    files, bindings, rest = split_gin_flags(argv)
     parser = argparse.ArgumentParser(prog="t2t train", add_help=False)
     parser.add_argument("--coordinator_address")
     parser.add_argument("--num_processes", type=int)
@@ -141,7 +124,10 @@ def _compile_only(argv: Sequence[str]) -> int:
     import json
     import os
 
-    files, bindings, rest = _split_gin_flags(argv)
+    # t2t.configuration does not import JAX, which must see XLA_FLAGS first.
+    from t2t.configuration import ConfigError, parse_gin, split_gin_flags
+
+    files, bindings, rest = split_gin_flags(argv)
     parser = argparse.ArgumentParser(prog="t2t compile-only")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--num_devices", type=int, help="simulate this many CPU devices")
@@ -153,7 +139,6 @@ def _compile_only(argv: Sequence[str]) -> int:
                                    f"_device_count={args.num_devices}")
         os.environ["JAX_PLATFORMS"] = "cpu"
 
-    from t2t.configuration import ConfigError, parse_gin
     from t2t.training.partitioning import make_partitioner
     from t2t.training.trainer import train
 

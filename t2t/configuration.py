@@ -142,6 +142,25 @@ def _hide_search_misses(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Path not found")
 
 
+def split_gin_flags(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """(gin files, gin bindings, other args) from T5X-style flags:
+    ``--gin_file=FILE`` (or ``--gin_file FILE``) and ``--gin.NAME=VALUE``, as every gin entry point
+    (t2t train, distill, rlhf, ...) takes them."""
+    files, bindings, rest = [], [], []
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg.startswith("--gin_file="):
+            files.append(arg.split("=", 1)[1])
+        elif arg == "--gin_file" and args:
+            files.append(args.pop(0))
+        elif arg.startswith("--gin."):
+            bindings.append(arg[len("--gin."):])
+        else:
+            rest.append(arg)
+    return files, bindings, rest
+
+
 def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], finalize: bool = True) -> None:
     """Clear gin, then apply `gin_files` (or the default experiment) and `bindings` in order."""
     register_configurables()

@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Any, Callable, Sequence
 
-from t2t.cli import _split_gin_flags
+from t2t.configuration import split_gin_flags
 
 
 def run_gin_entry_point(prog: str, argv: Sequence[str] | None, run: Callable[[], Any],
@@ -20,7 +20,7 @@ def run_gin_entry_point(prog: str, argv: Sequence[str] | None, run: Callable[[],
     """Parse `--gin_file`/`--gin.NAME=VALUE` flags, call `run`, print `summary(result)`."""
     from t2t.configuration import ConfigError, parse_gin
 
-    files, bindings, rest = _split_gin_flags(sys.argv[1:] if argv is None else argv)
+    files, bindings, rest = split_gin_flags(sys.argv[1:] if argv is None else argv)
     if rest or not files:
         print(f"{prog}: expected --gin_file=FILE and --gin.NAME=VALUE flags"
               + (f", got {rest}" if rest else "") + f".\n\n{__doc__}", file=sys.stderr)

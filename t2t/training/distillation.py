@@ -360,15 +360,15 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
         s = train_settings()  # the student's run, as `t2t train` would run it
         vocab = (Vocabulary(s["vocabulary"], extra_ids=s["vocabulary_extra_ids"])
                  if s["vocabulary"] else default_vocabulary(extra_ids=s["vocabulary_extra_ids"]))
-        config = trainer._resolve_vocab_size(s["model"], vocab)
+        config = trainer.resolve_vocab_size(s["model"], vocab)
         teacher_cfg = teacher_config(teacher)
         check_compatible(teacher_cfg, config, same_width=init_from_teacher or alpha_cos > 0)
         if s["nan_policy"] not in ("stop", "skip"):
             raise ValueError(f"train.nan_policy must be 'stop' or 'skip', got {s['nan_policy']!r}.")
         partitioner = partitioner or make_partitioner()
         partitioner.check_batch_size(s["batch_size"])
-        converter = trainer._make_converter(config, s["task_feature_lengths"])
-        trainer._check_objective_fits_family(s["objective"], config)
+        converter = trainer.make_converter(config, s["task_feature_lengths"])
+        trainer.check_objective_fits_family(s["objective"], config)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from error
     batch_size, steps = s["batch_size"], s["train_steps"]
@@ -387,11 +387,11 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
         except ValueError as error:
             raise ConfigError(str(error)) from error
 
-    run_dir = Path(s["model_dir"]) if s["model_dir"] else trainer._fresh_run_dir()
+    run_dir = Path(s["model_dir"]) if s["model_dir"] else trainer.fresh_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     chief = jax.process_index() == 0
     lock = RunLock(run_dir).acquire() if chief else None
-    trainer._setup_logging(run_dir if chief else None)
+    trainer.setup_logging(run_dir if chief else None)
     if chief:
         (run_dir / "config.gin").write_text(gin.config_str())
     cache_dir = (s["cache_dir"] or os.environ.get("T2T_CACHE_DIR")
@@ -413,7 +413,7 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
     checkpointer = Checkpointer(run_dir / "checkpoints", s["checkpoint_every"],
                                 s["keep_checkpoints"], keep_every=s["keep_every"],
                                 keep_hours=s["keep_hours"])
-    trainer._check_same_model(run_dir, config, resuming=checkpointer.latest_step() is not None,
+    trainer.check_same_model(run_dir, config, resuming=checkpointer.latest_step() is not None,
                               write=chief)
     start = checkpointer.latest_step()
     if start is None:
@@ -457,7 +457,7 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
         writer.write(0, initial, split="validation")
         log.info("Step 0: student validation loss %.4f", initial["loss"])
     pending, skipped, step = [], 0, start
-    guard = trainer._PreemptionGuard()
+    guard = trainer.PreemptionGuard()
     try:
         while step < steps and not guard.signal:
             with student.context():
@@ -469,7 +469,7 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
                 checkpointer.save(step, state, pipeline.get_state())
             if step % s["log_every"] == 0 or step == steps:
                 fetched = jax.device_get(pending)
-                skipped += trainer._check_divergence(fetched, step - len(fetched) + 1,
+                skipped += trainer.check_divergence(fetched, step - len(fetched) + 1,
                                                      s["nan_policy"], skipped,
                                                      s["max_skipped_steps"], checkpointer)
                 summed = jax.tree.map(lambda *xs: float(np.sum(xs)), *fetched)
@@ -504,11 +504,10 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`t2t distill [--gin_file=FILE]... [--gin.NAME=VALUE]...` (see the module docstring)."""
-    from t2t.cli import _split_gin_flags
-    from t2t.configuration import parse_gin
+    from t2t.configuration import parse_gin, split_gin_flags
     from t2t.training.run_lock import RunLockedError
 
-    files, bindings, rest = _split_gin_flags(sys.argv[1:] if argv is None else argv)
+    files, bindings, rest = split_gin_flags(sys.argv[1:] if argv is None else argv)
     if rest or not files:
         print("usage: t2t distill --gin_file=STUDENT_EXPERIMENT.gin --gin_file=runs/distill.gin "
               "--gin.TEACHER=\"'RUN_DIR'\" [--gin.NAME=VALUE]..."

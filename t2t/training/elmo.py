@@ -45,7 +45,7 @@ from t2t.training.checkpointing import Checkpointer
 from t2t.training.losses import cross_entropy_with_z_loss, per_token_metrics
 from t2t.training.metrics import MetricsWriter
 from t2t.training.partitioning import Partitioner, make_partitioner
-from t2t.training.trainer import TrainState, _setup_logging
+from t2t.training.trainer import TrainState, setup_logging
 
 log = logging.getLogger("t2t")
 
@@ -195,7 +195,7 @@ def train_elmo(
         raise ConfigError(str(error)) from error
     run_dir = Path(model_dir) if model_dir else Path("runs") / time.strftime("elmo-%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
-    _setup_logging(run_dir)  # the trainer's: console above the progress bar, and train.log
+    setup_logging(run_dir)  # the trainer's: console above the progress bar, and train.log
     (run_dir / "config.gin").write_text(gin.config_str())
     (run_dir / RUN_FILE).write_text(json.dumps(
         {"model": dataclasses.asdict(config), "vocabulary": vocabulary,

@@ -264,11 +264,11 @@ def compile_report(sharded: ShardedModel, config: TransformerConfig,
     }
 
 
-def _fresh_run_dir() -> Path:
+def fresh_run_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
-def _resolve_vocab_size(config: TransformerConfig, vocab: Vocabulary) -> TransformerConfig:
+def resolve_vocab_size(config: TransformerConfig, vocab: Vocabulary) -> TransformerConfig:
     if config.vocab_size is None:
         return config.replace(vocab_size=vocab.padded_vocab_size)
     if config.vocab_size < vocab.vocab_size:
@@ -279,7 +279,7 @@ def _resolve_vocab_size(config: TransformerConfig, vocab: Vocabulary) -> Transfo
     return config
 
 
-def _make_converter(config: TransformerConfig,
+def make_converter(config: TransformerConfig,
                     feature_lengths: Mapping[str, int]) -> FeatureConverter:
     """The family's feature converter; a decoder-only model's prefix-LM setting decides its masks,
     an encoder-only model's heads the labels its batches carry."""
@@ -290,7 +290,7 @@ def _make_converter(config: TransformerConfig,
     return CONVERTERS[config.family](feature_lengths)
 
 
-def _check_objective_fits_family(objective: Any, config: TransformerConfig) -> None:
+def check_objective_fits_family(objective: Any, config: TransformerConfig) -> None:
     produces = getattr(objective, "family_features", "text_to_text")
     needs = "mlm" if config.family == "encoder_only" else "text_to_text"
     if produces != needs:
@@ -304,7 +304,7 @@ class DivergenceError(RuntimeError):
     """Training produced a non-finite loss or gradient and was told to stop."""
 
 
-def _check_divergence(fetched: list[dict], first_step: int, nan_policy: str, skipped: int,
+def check_divergence(fetched: list[dict], first_step: int, nan_policy: str, skipped: int,
                       max_skipped: int, checkpointer: Checkpointer) -> int:
     """Skipped (non-finite) steps among `fetched` metrics; raises when the policy says stop."""
     bad = [i for i, m in enumerate(fetched) if m["nonfinite"]]
@@ -328,7 +328,7 @@ def _check_divergence(fetched: list[dict], first_step: int, nan_policy: str, ski
         f"or set --gin.train.nan_policy='skip' to skip such steps.")
 
 
-class _PreemptionGuard:
+class PreemptionGuard:
     """Turns SIGTERM and SIGINT into a request to checkpoint and stop at the next step boundary."""
 
     def __init__(self) -> None:
@@ -346,7 +346,7 @@ class _PreemptionGuard:
             signal.signal(sig, handler)
 
 
-def _check_same_model(run_dir: Path, config: TransformerConfig, resuming: bool,
+def check_same_model(run_dir: Path, config: TransformerConfig, resuming: bool,
                       write: bool) -> None:
     """Refuse to resume a run whose model configuration differs from the one that wrote it."""
     path = run_dir / "model_config.json"
@@ -370,7 +370,7 @@ class _TqdmHandler(logging.Handler):
         tqdm.write(self.format(record))
 
 
-def _setup_logging(run_dir: Path | None) -> None:
+def setup_logging(run_dir: Path | None) -> None:
     """Log to the console, and to run_dir/train.log when given."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     log.setLevel(logging.INFO)
@@ -469,7 +469,7 @@ def train(
                 f"an objective without sentinels (lm, prefix_lm, iid_15_d_d, all_permute).")
         if nan_policy not in ("stop", "skip"):
             raise ValueError(f"train.nan_policy must be 'stop' or 'skip', got {nan_policy!r}.")
-        config = _resolve_vocab_size(model, vocab)
+        config = resolve_vocab_size(model, vocab)
         raw_length = objective.raw_length(task_feature_lengths)
         partitioner = partitioner or make_partitioner()
         partitioner.check_batch_size(batch_size)
@@ -478,8 +478,8 @@ def train(
                 f"BATCH_SIZE={batch_size} in {microbatches} microbatches gives slices that do not "
                 f"split evenly into the {partitioner.data_shards} data shards: BATCH_SIZE must be a "
                 f"multiple of microbatches x data shards = {microbatches * partitioner.data_shards}.")
-        converter = _make_converter(config, task_feature_lengths)
-        _check_objective_fits_family(objective, config)
+        converter = make_converter(config, task_feature_lengths)
+        check_objective_fits_family(objective, config)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from error
     sharded = ShardedModel(config, optimizer(learning_rate=learning_rate), partitioner,
@@ -487,11 +487,11 @@ def train(
     if compile_only:
         return compile_report(sharded, config, task_feature_lengths, batch_size)
 
-    run_dir = Path(model_dir) if model_dir else _fresh_run_dir()
+    run_dir = Path(model_dir) if model_dir else fresh_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     chief = jax.process_index() == 0  # the one host that writes logs, metrics and the config
     lock = RunLock(run_dir).acquire() if chief else None  # released when the loop ends
-    _setup_logging(run_dir if chief else None)
+    setup_logging(run_dir if chief else None)
     if chief:
         (run_dir / "config.gin").write_text(gin.config_str())
     cache_dir = cache_dir or os.environ.get("T2T_CACHE_DIR") or str(Path.home() / ".cache" / "t2t")
@@ -517,7 +517,7 @@ def train(
 
     checkpointer = Checkpointer(run_dir / "checkpoints", checkpoint_every, keep_checkpoints,
                                 keep_every=keep_every, keep_hours=keep_hours)
-    _check_same_model(run_dir, config, resuming=checkpointer.latest_step() is not None,
+    check_same_model(run_dir, config, resuming=checkpointer.latest_step() is not None,
                       write=chief)
     start_step = checkpointer.latest_step()
     if start_step is None:
@@ -578,7 +578,7 @@ def train(
     last_time = time.perf_counter()
     last_eval = initial_eval
     step = start_step
-    preemption = _PreemptionGuard()
+    preemption = PreemptionGuard()
     try:
         while step < train_steps:
             if preemption.signal:
@@ -604,7 +604,7 @@ def train(
             if step % log_every == 0 or step == train_steps:
                 fetched = jax.device_get(pending)  # blocks until the steps have really run
                 elapsed = time.perf_counter() - last_time
-                skipped += _check_divergence(fetched, step - len(fetched) + 1, nan_policy,
+                skipped += check_divergence(fetched, step - len(fetched) + 1, nan_policy,
                                              skipped, max_skipped_steps, checkpointer)
                 summed = jax.tree.map(lambda *xs: float(np.sum(xs)), *fetched)
                 n = len(pending)

@@ -14,7 +14,7 @@ from t2t.interop.hf_files import read_hf_dir  # noqa: E402
 from t2t.interop.layout import relayout  # noqa: E402
 from t2t.models.sizes import get_size  # noqa: E402
 from t2t.training.checkpointing import Checkpointer  # noqa: E402
-from t2t.training.trainer import TrainState, _check_same_model  # noqa: E402
+from t2t.training.trainer import TrainState, check_same_model  # noqa: E402
 
 CONFIG = get_size("t5_1_1/tiny").replace(vocab_size=64, d_model=32, d_ff=48, num_heads=2,
                                          head_dim=16, num_decoder_layers=3)
@@ -47,7 +47,7 @@ def test_import_then_export_gives_back_the_hf_directory(random_params, tmp_path,
 def _write_run(run_dir, config, params_by_step):
     """A run directory in the trainer's layout: model_config.json and train-state checkpoints."""
     run_dir.mkdir()
-    _check_same_model(run_dir, config, resuming=False, write=True)
+    check_same_model(run_dir, config, resuming=False, write=True)
     checkpointer = Checkpointer(run_dir / "checkpoints", save_every=1)
     tx = optax.adamw(1e-3)
     for step, params in params_by_step.items():

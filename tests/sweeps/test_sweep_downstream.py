@@ -3,8 +3,7 @@ and send the scores back to that run."""
 
 import gin
 
-from t2t.cli import _split_gin_flags
-from t2t.configuration import parse_gin
+from t2t.configuration import parse_gin, split_gin_flags
 from t2t.sweeps.commands import after_commands
 from t2t.sweeps.downstream import finetune_then_eval
 from t2t.sweeps.spec import Trial
@@ -30,7 +29,7 @@ def test_finetune_command_is_a_valid_finetuning_configuration_of_the_trial(tmp_p
     model_dir, (train, _) = _commands(tmp_path, feature_lengths={"inputs": 128, "targets": 16},
                                       batch_size=8, bindings={"train.eval_batches": 2})
     assert train[1:4] == ["-m", "t2t.cli", "train"]
-    files, bindings, rest = _split_gin_flags(train[4:])
+    files, bindings, rest = split_gin_flags(train[4:])
     assert rest == []
     parse_gin(files, bindings)  # raises on an unknown or unset binding
     try:

@@ -6,8 +6,7 @@ from pathlib import Path
 import gin
 import pytest
 
-from t2t.cli import _split_gin_flags
-from t2t.configuration import parse_gin
+from t2t.configuration import parse_gin, split_gin_flags
 from t2t.sweeps.commands import after_commands, train_flags
 from t2t.sweeps.scales import PAPER_TASKS, SCALE_ENV, current_scale
 from t2t.sweeps.sweep_file import load_sweep
@@ -25,7 +24,7 @@ def _bound(key: str):
 
 
 def _configure(flags: list[str]) -> None:
-    files, bindings, rest = _split_gin_flags(flags)
+    files, bindings, rest = split_gin_flags(flags)
     assert rest == []
     parse_gin(files, bindings)  # raises on an unknown binding or an unset required macro
 
