@@ -9,8 +9,17 @@ from t2t.configuration import DEFAULT_GIN_FILE, REPO_GIN_DIR, ConfigError, parse
 from t2t.models.config import model_config
 from t2t.models.flops import count_params
 
+
+
+def _is_elmo(path) -> bool:
+    """ELMo's model files configure `elmo_config`, not the transformers' `model_config`."""
+    return "elmo_config." in path.read_text()
+
+
 MODEL_FILES = sorted(p.relative_to(REPO_GIN_DIR / "models")
-                     for p in (REPO_GIN_DIR / "models").rglob("*.gin"))
+                     for p in (REPO_GIN_DIR / "models").rglob("*.gin") if not _is_elmo(p))
+ELMO_FILES = sorted(p.relative_to(REPO_GIN_DIR / "models")
+                    for p in (REPO_GIN_DIR / "models").rglob("*.gin") if _is_elmo(p))
 RUN_FILES = ["runs/pretrain.gin", "objectives/span_corruption.gin"]
 REQUIRED = ["TRAIN_STEPS=1", "BATCH_SIZE=8", "TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 4}"]
 
@@ -126,6 +135,27 @@ def test_model_files_parse_and_match_their_header(elsewhere, model_file):
     else:
         assert config.vocab_size == rows
     assert count_params(config) == params
+
+
+@pytest.mark.parametrize("model_file", ELMO_FILES, ids=str)
+def test_elmo_model_files_match_their_header(elsewhere, model_file):
+    """Each ELMo model file names its own size and states its parameter count (with the
+    vocabulary's padded softmax rows, which the ELMo trainer fills in)."""
+    import jax
+    import jax.numpy as jnp
+
+    from t2t.models.elmo import Elmo, elmo_config
+
+    parse_gin([f"models/{model_file}"], [])
+    assert gin.query_parameter("elmo_config.size") == model_file.with_suffix("").name
+    params, rows, takes_vocab_rows = _header_counts(REPO_GIN_DIR / "models" / model_file)
+    config = elmo_config()
+    assert takes_vocab_rows and config.vocab_size is None
+    config = config.replace(vocab_size=rows)
+    shapes = jax.eval_shape(Elmo(config).init, jax.random.key(0),
+                            jnp.ones((1, 4, config.max_characters), jnp.int32),
+                            jnp.ones((1, 4), jnp.int32))
+    assert sum(x.size for x in jax.tree.leaves(shapes)) == params
 
 
 def test_a_runs_folder_on_sys_path_does_not_break_includes(tmp_path, monkeypatch):
