@@ -8,7 +8,7 @@ import pytest
 
 from t2t.models.config import TransformerConfig
 from t2t.models.layers import (CACHE_AXES, DenseGeneral, Mlp, MultiHeadAttention, RMSNorm,
-                               RelativePositionBias, attention_mask, decoding_mask,
+                               RelativePositionBias, add_bias, attention_mask, decoding_mask,
                                relative_position_bucket)
 
 # T5_REFERENCE §9.3: buckets hand-derived from t5x's _relative_position_bucket (32 buckets, 128).
@@ -143,3 +143,19 @@ def test_mlp_variants(activations, kernels):
     else:
         expected = (jax.nn.gelu(x @ p["wi_0"], approximate=True) * (x @ p["wi_1"])) @ p["wo"]
     np.testing.assert_allclose(Mlp(cfg).apply(params, x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bias_rows", [1, 3])
+def test_add_bias_has_the_gradients_of_a_plain_sum(bias_rows):
+    """The per-layer reduction of a shared bias's gradient is the broadcast's own gradient."""
+    rng = np.random.default_rng(0)
+    logits, weights = (jnp.asarray(rng.normal(size=(3, 2, 4, 5)), jnp.float32) for _ in range(2))
+    bias = jnp.asarray(rng.normal(size=(bias_rows, 2, 4, 5)), jnp.float32)
+
+    def loss(add):
+        return lambda lg, b: jnp.sum(jnp.tanh(add(lg, b)) * weights)
+
+    ours = jax.grad(loss(add_bias), argnums=(0, 1))(logits, bias)
+    plain = jax.grad(loss(jnp.add), argnums=(0, 1))(logits, bias)
+    for a, b in zip(ours, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
