@@ -25,7 +25,7 @@ from t2t.decoding.beam_search import beam_search
 from t2t.decoding.greedy import greedy
 from t2t.decoding.run_dir import TrainedRun
 from t2t.decoding.sampling import sample
-from t2t.decoding.scoring import log_likelihood
+from t2t.decoding.scoring import log_likelihood, rank_classify
 from t2t.models.config import TransformerConfig
 from t2t.models.families import build_model
 
@@ -170,6 +170,4 @@ class Predictor:
         E.g. `classify(["Is the sky blue?"], [["yes", "no"]])` scores both answers and returns [0]
         if "yes" is the likelier.
         """
-        pairs = [(x, o) for x, opts in zip(inputs, options, strict=True) for o in opts]
-        scores = iter(self.score([x for x, _ in pairs], [o for _, o in pairs]))
-        return [int(np.argmax([next(scores) for _ in opts])) for opts in options]
+        return rank_classify(self, inputs, options)

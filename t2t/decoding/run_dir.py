@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +26,7 @@ from gin import config_parser
 from t2t.configuration import register_configurables
 from t2t.data.vocab import Vocabulary, default_vocabulary
 from t2t.models.config import TransformerConfig
+from t2t.interop.checkpoint import config_from_json
 from t2t.models.families import build_model, dummy_batch
 from t2t.training.checkpointing import restore_params
 
@@ -83,9 +83,7 @@ class TrainedRun:
                 raise FileNotFoundError(
                     f"{path} not found: {directory} is not a t2t run directory. Give the MODEL_DIR "
                     f"of a `t2t train` run (it holds model_config.json, config.gin, checkpoints/).")
-        saved = json.loads(config_json.read_text())
-        config = TransformerConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                      for k, v in saved.items()})
+        config = config_from_json(config_json.read_text())
         from t2t.training.trainer import train
 
         defaults = {name: p.default for name, p in inspect.signature(train).parameters.items()}

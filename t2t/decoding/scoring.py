@@ -14,11 +14,13 @@ for an input and picks the most likely.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from t2t.data.vocab import PAD_ID
 from t2t.decoding.adapter import BOS_ID
@@ -78,3 +80,18 @@ def log_likelihood(model: nn.Module, params: Any, inputs: Array, targets: Array)
     logits = model.apply({"params": params}, features)["logits"]
     log_probs = jnp.take_along_axis(jax.nn.log_softmax(logits), scored[..., None], axis=-1)[..., 0]
     return jnp.sum(jnp.where(scored != PAD_ID, log_probs, 0.0), axis=1)
+
+
+def rank_classify(scorer: Any, inputs: Sequence[str], options: Sequence[Sequence[str]]) -> list[int]:
+    """For each input, the index of its most likely option: one ``scorer.score`` call (log p(target |
+    input) per pair, as `Predictor.score` gives) over every (input, option) pair.
+
+    E.g. inputs ['h.a!p/py ='] with options [['water', 'happy']] -> [1] when
+    log p('happy' | input) > log p('water' | input).
+    """
+    pairs = [(x, o) for x, opts in zip(inputs, options, strict=True) for o in opts]
+    scores = scorer.score([x for x, _ in pairs], [o for _, o in pairs])
+    if len(scores) != len(pairs):
+        raise ValueError(f"score returned {len(scores)} scores for {len(pairs)} pairs")
+    ends = np.cumsum([len(opts) for opts in options])
+    return [int(np.argmax(scores[end - len(opts):end])) for opts, end in zip(options, ends)]

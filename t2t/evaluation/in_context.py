@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from t2t.decoding.scoring import rank_classify
 from t2t.evaluation.evaluator import Predictor, write_eval_metrics
 
 MODES = ("both", "rank", "generate")
@@ -122,24 +123,6 @@ def demonstrations(pool: Sequence[Example], k: int, seed: int, query_index: int,
         raise ValueError(f"{k} demonstrations asked for, but the pool has only {len(chosen)} "
                          f"examples besides the query; lower --shots or give a larger pool.")
     return chosen
-
-
-def rank_classify(predictor: Predictor, prompts: Sequence[str],
-                  options: Sequence[Sequence[str]]) -> list[int]:
-    """For each prompt, the index of its most likely option: one `score` call over every pair.
-
-    E.g. prompts ['h.a!p/py ='] with options [['water', 'happy']] -> [1] when
-    log p('happy' | prompt) > log p('water' | prompt).
-    """
-    pairs = [(p, o) for p, opts in zip(prompts, options, strict=True) for o in opts]
-    scores = predictor.score([p for p, _ in pairs], [o for _, o in pairs])
-    if len(scores) != len(pairs):
-        raise ValueError(f"predictor.score returned {len(scores)} scores for {len(pairs)} pairs")
-    out, start = [], 0
-    for opts in options:
-        out.append(int(np.argmax(scores[start:start + len(opts)])))
-        start += len(opts)
-    return out
 
 
 def first_words(text: str, count: int) -> str:
