@@ -396,6 +396,7 @@ class _Shard:
         self.rows, self.seed, self.shuffle, self.num_epochs = rows, seed, shuffle, num_epochs
         self.docs_per_block, self.cache_dir = docs_per_block, cache_dir
         self.info = VocabInfo.from_vocabulary(vocab)
+        self.document_format = _document_format(objective)  # part of every token-cache key
         self.feature_lengths = dict(converter.feature_lengths)
         self.raw_length = objective.raw_length(self.feature_lengths)
         self.position = [0, 0, 0, 0]
@@ -430,7 +431,7 @@ class _Shard:
             return None
         unit = self.units[unit_id]
         paths = _cache_paths(self.cache_dir, unit.key, self.vocab.model_sha256,
-                             _document_format(self.objective))
+                             self.document_format)
         if not all(os.path.exists(p) for p in paths):
             docs: list[np.ndarray] = []
             batch: list[str] = []
