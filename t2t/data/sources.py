@@ -259,6 +259,12 @@ class Source:
         return f"Source({self.description}, {len(self.units)} units)"
 
 
+def docs_per_unit_for(num_docs: int, min_units: int, most: int = 64) -> int:
+    """Documents per unit when a source cuts its own units: enough units for ``min_units`` (e.g. one
+    per virtual shard) about four times over, at most ``most`` documents each."""
+    return max(1, min(most, num_docs // (4 * min_units)))
+
+
 def list_source(docs: Sequence[str], description: str, docs_per_unit: int = 64) -> Source:
     """An in-memory source, cut into units of ``docs_per_unit`` documents (empty ones dropped)."""
     docs = tuple(d for d in docs if d.strip())
@@ -290,8 +296,7 @@ def file_source(pattern: str, field: str | None = "text", split_paragraphs: bool
         if not docs:
             raise ValueError(f"{pattern!r} matched files but they hold no non-empty document; "
                              "point it at files with text")
-        per_unit = max(1, min(64, len(docs) // (4 * min_files)))
-        return list_source(docs, f"files({pattern!r})", per_unit)
+        return list_source(docs, f"files({pattern!r})", docs_per_unit_for(len(docs), min_files))
     return Source([FileUnit(str(f), field, split_paragraphs) for f in files], f"files({pattern!r})")
 
 
@@ -328,7 +333,7 @@ def task_source(name: str, split: str = "train", field: str = "text", min_units:
         texts = [str(example[f]) for f in fields]
         docs.append(json.dumps(texts, ensure_ascii=False) if len(fields) > 1 else texts[0])
     return list_source(docs, f"task:{name}[{split}]",
-                       docs_per_unit=max(1, min(64, len(docs) // (4 * min_units))))
+                       docs_per_unit=docs_per_unit_for(len(docs), min_units))
 
 
 def make_source(name_or_pattern: str, split: str = "train", min_units: int = 1,
@@ -346,7 +351,7 @@ def make_source(name_or_pattern: str, split: str = "train", min_units: int = 1,
     """
     if name_or_pattern == "embedded":
         return list_source(embedded_corpus(split), f"embedded[{split}]",
-                           docs_per_unit=max(1, min(64, len(_read_embedded(split)) // (4 * min_units))))
+                           docs_per_unit=docs_per_unit_for(len(_read_embedded(split)), min_units))
     if name_or_pattern.startswith("tfds:"):
         from t2t.data.tfds import tfds_source
         return tfds_source(name_or_pattern[len("tfds:"):], split=split, min_units=min_units)

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import gin
 
-from t2t.data.sources import Source, Unit
+from t2t.data.sources import Source, Unit, docs_per_unit_for
 
 DEFAULT_C4 = "c4/en:3.1.0"
 
@@ -135,7 +135,7 @@ def tfds_source(name: str = DEFAULT_C4, split: str = "train", data_dir: str | No
         raise ValueError(f"TFDS dataset {name!r} in {data_dir!r} is stored as {file_format}, which only "
                          "TensorFlow can read; install tensorflow, or prepare it with "
                          "--file_format=array_record (random access, no TensorFlow).")
-    per_unit = max(1, min(records_per_unit, num_records // (4 * min_units)))
+    per_unit = docs_per_unit_for(num_records, min_units, most=records_per_unit)
     units = [TfdsUnit(name, split, data_dir, field, a, min(a + per_unit, num_records), source is not None)
              for a in range(0, num_records, per_unit)]
     if source is not None:  # check the field on the first record now, not in a worker later
