@@ -73,12 +73,23 @@ def target_nll(scores: np.ndarray, targets: Sequence[Any], labels: Sequence[Any]
     return float(-np.mean([scores[i, j] for i, j in rows]))
 
 
+def reference_nll(predictor: Predictor, inputs: Sequence[str], references: Sequence[str]) -> float:
+    """Mean -log p(reference | input) in nats per example (the reference's EOS included): the
+    text the task trains on, scored with teacher forcing."""
+    scores = predictor.score(list(inputs), list(references))
+    if len(scores) != len(inputs):
+        raise ValueError(f"predictor.score returned {len(scores)} scores for {len(inputs)} inputs")
+    return float(-np.mean(scores))
+
+
 def evaluate(task: Task | str, predictor: Predictor, split: str | None = None, max_examples: int | None = None,
              *, rank_classification: bool = False, data_dir: str | None = None,
              generate_options: Mapping[str, Any] | None = None) -> dict[str, float]:
     """Scores of ``predictor`` on the first ``max_examples`` examples of ``task``'s ``split``.
 
-    Returns the task's metrics (T5's names, 0-100) and ``num_examples``. ``data_dir`` is where the
+    Returns the task's metrics (T5's names, 0-100), ``target_nll`` (the reference's negative
+    log-likelihood: of the reference label with rank classification, of the reference text
+    otherwise) and ``num_examples``. ``data_dir`` is where the
     task's source lives (a TFDS data_dir, or the offline suite's directory).
     """
     task = get_task(task) if isinstance(task, str) else task
@@ -104,6 +115,10 @@ def evaluate(task: Task | str, predictor: Predictor, split: str | None = None, m
     if rank_classification:
         labels = [task.postprocess(name) for name in task.label_names]
         results["target_nll"] = target_nll(scores, targets, labels)
+    else:
+        # The reference's likelihood grades models whose generations all score near zero (BLEU and
+        # ROUGE of small models), as rank classification's target_nll does for labels.
+        results["target_nll"] = reference_nll(predictor, inputs, [e["targets"] for e in examples])
     results["num_examples"] = len(examples)
     return results
 

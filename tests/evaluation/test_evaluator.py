@@ -48,7 +48,7 @@ def test_generation_scores_perfect_and_partly_wrong_predictors(suite):
     answers = truth("wiki_topic", suite)
     perfect = evaluate("wiki_topic", LookupPredictor(answers), data_dir=str(suite))
     assert perfect == {"accuracy": 100.0, f"mean_{len(TOPICS)}class_f1": pytest.approx(300 / len(TOPICS)),
-                       "num_examples": 6}  # 3 of the 11 topics occur, each with F1 1
+                       "target_nll": 0.0, "num_examples": 6}  # 3 of the 11 topics occur, each with F1 1
     wrong_two = dict(answers)
     for x in list(answers)[:2]:
         wrong_two[x] = "not a topic"  # an invalid label counts as wrong
@@ -65,6 +65,19 @@ def test_translation_uses_bleu_and_passes_generate_options(suite):
     assert result["bleu"] == pytest.approx(100.0) and result["num_examples"] == 3
     assert predictor.generate_calls[0][0][0].startswith("translate English to German: ")
     assert predictor.generate_calls[0][1] == {"max_length": 16}
+
+
+def test_generation_also_scores_the_reference_text(suite):
+    """target_nll of a generation task: -log p(reference | input), the reference being the
+    training target, here 0 for the two examples the predictor knows and 1 for the third."""
+    pytest.importorskip("sacrebleu")
+    answers = truth("gettext_ende", suite)
+    unknown = list(answers)[2]
+    predictor = LookupPredictor({x: t for x, t in answers.items() if x != unknown})
+    result = evaluate("gettext_ende", predictor, data_dir=str(suite))
+    assert result["target_nll"] == pytest.approx(1 / 3)
+    (inputs, targets), = predictor.score_calls
+    assert [answers[x] for x in inputs] == targets  # each input scored against its own reference
 
 
 def test_rank_classification_scores_every_label_and_never_generates(suite):
