@@ -7,6 +7,7 @@ laptop, a TPU pod and a SLURM cluster.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import shlex
 import sys
@@ -35,6 +36,16 @@ def shell_line(args: list[str]) -> str:
         return shlex.quote(word)
 
     return " ".join(quote(word) for word in args)
+
+
+def command_key(args: list[str]) -> str:
+    """How the results store names a run's command: its shell line with the program by its base
+    name, so that the same command from a moved environment is the same command.
+
+    >>> command_key(["/opt/venv/bin/python", "-m", "t2t.cli", "eval", "--task=wiki_topic"])
+    'python -m t2t.cli eval --task=wiki_topic'
+    """
+    return shell_line([os.path.basename(args[0]), *args[1:]]) if args else ""
 
 
 def gin_literal(value: Any) -> str:

@@ -6,7 +6,11 @@
   --gin.MODEL_DIR=<sweep_dir>/<trial>/seed_<s>``, then the trial's after-commands, one after
   another; their output goes to ``<run dir>/sweep.log``, which is kept.
 - Results go to ``<sweep_dir>/results.sqlite`` (`t2t.sweeps.store`), written by this process only.
-- Done runs are skipped when the sweep is run again, so an edited sweep runs only what is new.
+- Done runs are skipped when the sweep is run again, so an edited sweep runs only what is new:
+  new trials and seeds, and on done runs the after-commands added since (a new downstream task is
+  fine-tuned and scored from each finished pretraining run, which is not trained again).
+  The store records every command that ended; runs done before it did count as having run the
+  commands their ``sweep.log`` shows since their last training command.
 - A run whose command fails is recorded as failed with the tail of its log, and the others go on;
   ``--retry_failed`` runs failed ones again.
 - Ctrl-C (or SIGTERM) stops every child: each gets SIGTERM, on which ``t2t train`` checkpoints and
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -33,14 +38,15 @@ from typing import Sequence, TextIO
 
 from tqdm import tqdm
 
-from t2t.sweeps.commands import (TRAIN_COMMAND, after_commands, pending_runs, select_runs,
-                                 shell_line, train_flags)
+from t2t.sweeps.commands import (TRAIN_COMMAND, after_commands, command_key, pending_runs,
+                                 select_runs, shell_line, train_flags)
 from t2t.sweeps.spec import Sweep, Trial, results_path, run_subdir
 from t2t.sweeps.store import ResultsStore, run_metrics
 from t2t.training.run_lock import RunLock, RunLockedError
 
 LOG_NAME = "sweep.log"
 TAIL_LINES = 20
+_LOG_HEADER = re.compile(r"^=== \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \$ (.*)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +73,29 @@ def _log_tail(path: Path, offset: int, lines: int = TAIL_LINES) -> str:
     return "\n".join(line for line in kept[-lines:] if not line.startswith("=== "))
 
 
+def logged_commands(log_path: Path, train_command: list[str]) -> set[str]:
+    """The commands (by `command_key`) that ``sweep.log`` shows since its last ``train_command``
+    (all of them if it has none): what a run that is done ran, to the end, in its last attempt."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return set()
+    keys = [command_key(shlex.split(m.group(1))) for m in map(_LOG_HEADER.match, lines) if m]
+    train = command_key(train_command)
+    last_attempt = max((i for i, key in enumerate(keys) if key == train), default=0)
+    return set(keys[last_attempt:])
+
+
 class _Run:
     """One (trial, seed) in flight: its commands run one after another, each in its own process
-    group (so a signal reaches whatever the command starts), all logging to ``sweep.log``."""
+    group (so a signal reaches whatever the command starts), all logging to ``sweep.log``.
+    ``extension`` marks after-commands added to a done run; ``completed`` collects the commands
+    that succeeded, for the runner to record."""
 
-    def __init__(self, trial: Trial, seed: int, commands: list[list[str]], run_dir: Path) -> None:
-        self.trial, self.seed, self.run_dir = trial, seed, run_dir
+    def __init__(self, trial: Trial, seed: int, commands: list[list[str]], run_dir: Path,
+                 extension: bool = False) -> None:
+        self.trial, self.seed, self.run_dir, self.extension = trial, seed, run_dir, extension
+        self.completed: list[list[str]] = []
         self._commands = list(commands)
         run_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = run_dir / LOG_NAME
@@ -91,6 +114,8 @@ class _Run:
                 return None
             if returncode != 0:
                 return "failed"
+            self.completed.append(self.command)
+            self.process = None
         if not self._commands:
             return "done"
         self.command = self._commands.pop(0)
@@ -162,24 +187,53 @@ class SweepRunner:
         return ([self.train_command + train_flags(self.sweep, trial, seed, model_dir)]
                 + after_commands(trial, seed, model_dir, str(self.sweep_dir)))
 
+    def extensions(self, runs: list[tuple[Trial, int]], statuses: dict[tuple[str, int], str],
+                   recorded: dict[tuple[str, int], dict[str, str]], retry_failed: bool
+                   ) -> tuple[list[tuple[Trial, int, list[list[str]]]], int]:
+        """The after-commands that done runs have not run, in order, per run (those added to the
+        sweep since); and how many runs were skipped because one of theirs failed (rerun with
+        ``retry_failed``)."""
+        todo, failed = [], 0
+        for trial, seed in runs:
+            if statuses.get((trial.name, seed)) != "done" or not trial.after:
+                continue
+            train, *after = self.commands(trial, seed)
+            ended = dict(recorded.get((trial.name, seed), {}))
+            if ended.get(command_key(train)) != "done":  # done before the store recorded commands
+                log = self.sweep_dir / run_subdir(trial.name, seed) / LOG_NAME
+                for key in logged_commands(log, train):
+                    ended.setdefault(key, "done")
+            missing = [c for c in after if ended.get(command_key(c)) != "done"]
+            if any(ended.get(command_key(c)) == "failed" for c in missing) and not retry_failed:
+                failed += 1
+            elif missing:
+                todo.append((trial, seed, missing))
+        return todo, failed
+
     def _print(self, message: str) -> None:
         tqdm.write(message, file=self.out)
 
     def run(self, only: str | None = None, retry_failed: bool = False,
             dry_run: bool = False) -> list[Outcome]:
         runs = select_runs(self.sweep, only)
-        statuses = {}
+        statuses, recorded = {}, {}
         if results_path(self.sweep_dir).exists():
             with ResultsStore(self.sweep_dir) as store:
-                statuses = store.statuses()
+                statuses, recorded = store.statuses(), store.commands()
         pending, done, failed = pending_runs(runs, statuses, retry_failed)
-        skipped = " (skipped; --retry_failed reruns them)" if failed else ""
+        extend, failed_after = self.extensions(runs, statuses, recorded, retry_failed)
+        work = ([(trial, seed, self.commands(trial, seed), False) for trial, seed in pending]
+                + [(trial, seed, commands, True) for trial, seed, commands in extend])
+        skipped = " (skipped; --retry_failed reruns them)" if failed + failed_after else ""
+        extended = f" ({len(extend)} with new after-commands)" if extend else ""
+        failed_after = f" ({failed_after} with failed after-commands)" if failed_after else ""
         pace = "" if dry_run else f", {self.parallel} at a time"
-        self._print(f"Sweep {self.sweep.name} in {self.sweep_dir}: {len(runs)} runs, {done} done, "
-                    f"{failed} failed{skipped}, {len(pending)} to run{pace}.")
+        self._print(f"Sweep {self.sweep.name} in {self.sweep_dir}: {len(runs)} runs, {done} done"
+                    f"{extended}{failed_after}, {failed} failed{skipped}, {len(pending)} to run"
+                    f"{pace}.")
         if dry_run:
-            for trial, seed in pending:
-                for command in self.commands(trial, seed):
+            for _, _, commands, _ in work:
+                for command in commands:
                     self._print(shell_line(command))
             return []
         try:
@@ -188,23 +242,28 @@ class SweepRunner:
             raise RunLockedError(f"another `t2t sweep run` is using {self.sweep_dir}: {error}")
         try:
             with ResultsStore(self.sweep_dir) as store:
-                return self._run_all(store, pending)
+                return self._run_all(store, work)
         finally:
             lock.release()
 
-    def _run_all(self, store: ResultsStore, pending: list[tuple[Trial, int]]) -> list[Outcome]:
-        queue, active, outcomes = list(pending), [], []
+    def _run_all(self, store: ResultsStore,
+                 work: list[tuple[Trial, int, list[list[str]], bool]]) -> list[Outcome]:
+        queue, active, outcomes = list(work), [], []
         progress = tqdm(total=len(queue), desc=self.sweep.name, unit="run", disable=None,
                         dynamic_ncols=True)
         try:
             while queue or active:
                 while queue and len(active) < self.parallel:
-                    trial, seed = queue.pop(0)
-                    store.mark_running(trial.name, seed, trial.tags)
-                    active.append(_Run(trial, seed, self.commands(trial, seed),
-                                       self.sweep_dir / run_subdir(trial.name, seed)))
+                    trial, seed, commands, extension = queue.pop(0)
+                    if not extension:
+                        store.mark_running(trial.name, seed, trial.tags)
+                    active.append(_Run(trial, seed, commands,
+                                       self.sweep_dir / run_subdir(trial.name, seed), extension))
                 for run in list(active):
                     state = run.advance()
+                    for command in run.completed:
+                        store.mark_command(run.trial.name, run.seed, command_key(command), "done")
+                    run.completed.clear()
                     if state is not None:
                         outcomes.append(self._record(store, run, state))
                         active.remove(run)
@@ -219,6 +278,11 @@ class SweepRunner:
     def _record(self, store: ResultsStore, run: _Run, state: str) -> Outcome:
         """Write a finished run to the store (metrics and done, or failed with its error)."""
         seconds = time.monotonic() - run.started
+        if state == "failed":
+            store.mark_command(run.trial.name, run.seed, command_key(run.command), "failed",
+                               run.error())
+        if run.extension:
+            return self._record_extension(store, run, state, seconds)
         rows = run_metrics(run.run_dir) if state == "done" else []
         if state == "done" and rows:
             store.mark_done(run.trial.name, run.seed, rows)
@@ -229,6 +293,19 @@ class SweepRunner:
                      f"{run.run_dir}; is MODEL_DIR passed on to the trainer?")
             store.mark_stopped(run.trial.name, run.seed, "failed", error)
             state, summary = "failed", f"{error.splitlines()[-1].strip()} (log: {run.log_path})"
+        self._print(f"{state:<6} {run.trial.name} seed {run.seed} in {_duration(seconds)}: "
+                    f"{summary}")
+        return Outcome(run.trial.name, run.seed, state, seconds, summary)
+
+    def _record_extension(self, store: ResultsStore, run: _Run, state: str,
+                          seconds: float) -> Outcome:
+        """New after-commands on a done run: add the new metric rows of those that succeeded;
+        the run stays done whatever happened (its training results stand)."""
+        added = store.add_results(run.trial.name, run.seed, run_metrics(run.run_dir))
+        summary = f"after-commands added {added} metric values"
+        if state == "failed":
+            summary = (f"{run.error().splitlines()[-1].strip()} (log: {run.log_path}); {summary}"
+                       f"; the run stays done, --retry_failed reruns the failed command")
         self._print(f"{state:<6} {run.trial.name} seed {run.seed} in {_duration(seconds)}: "
                     f"{summary}")
         return Outcome(run.trial.name, run.seed, state, seconds, summary)
@@ -252,7 +329,8 @@ class SweepRunner:
                 run.send(signal.SIGKILL)
                 run.process.wait()
             summary = "interrupted; `t2t sweep run` again resumes it from its last checkpoint"
-            store.mark_stopped(run.trial.name, run.seed, "interrupted", summary)
+            if not run.extension:  # a done run stays done; its new commands run next time
+                store.mark_stopped(run.trial.name, run.seed, "interrupted", summary)
             outcomes.append(Outcome(run.trial.name, run.seed, "interrupted",
                                     time.monotonic() - run.started, summary))
             self._print(f"interrupted {run.trial.name} seed {run.seed}")

@@ -29,9 +29,10 @@ succeeded, each split into words like a shell line (``shlex``) and then formatte
 ``"{python} -m t2t.cli eval --model_dir={model_dir} --task=glue_sst2"``. A command that exits
 non-zero fails the run. Metrics they write as ``*.jsonl`` files in the run directory, in
 ``metrics.jsonl``'s line format (``{"step": s, "split": "eval:<task>", name: value, ...}``), are
-stored with the training metrics.
+stored with the training metrics. An after-command added to a trial later (a new downstream task)
+runs on that trial's done runs at the next ``t2t sweep run``, without training them again.
 
-The results store (``<sweep_dir>/results.sqlite``) has two tables, readable with
+The results store (``<sweep_dir>/results.sqlite``) has three tables, readable with
 ``pandas.read_sql("SELECT * FROM results", sqlite3.connect(path))``:
 
 * ``runs(trial TEXT, seed INTEGER, status TEXT, error TEXT, started REAL, finished REAL,
@@ -41,7 +42,11 @@ The results store (``<sweep_dir>/results.sqlite``) has two tables, readable with
 * ``results(trial TEXT, seed INTEGER, split TEXT, metric TEXT, step INTEGER, value REAL)``: one row
   per (trial, seed, split, metric, step), e.g.
   ``("shared-lm", 1, "validation", "loss", 600, 4.91)``.
-  Rows are only ever added, all of a run's at once when it is done; NaN is stored as NULL.
+  Rows are only ever added, never changed: a run's when it is done, and the new ones of its
+  directory after each later after-command; NaN is stored as NULL.
+* ``commands(trial TEXT, seed INTEGER, command TEXT, status TEXT, error TEXT, finished REAL)``:
+  each command of a run that ended, ``done`` or ``failed``, by its shell line (the interpreter by
+  its base name, so a moved environment does not rerun anything).
 
 Only done runs have results. A ``running`` row whose runner is gone (killed) is simply run again.
 """
@@ -74,6 +79,10 @@ CREATE TABLE IF NOT EXISTS results (
     trial TEXT NOT NULL, seed INTEGER NOT NULL, split TEXT NOT NULL, metric TEXT NOT NULL,
     step INTEGER NOT NULL, value REAL,
     UNIQUE (trial, seed, split, metric, step));
+CREATE TABLE IF NOT EXISTS commands (
+    trial TEXT NOT NULL, seed INTEGER NOT NULL, command TEXT NOT NULL, status TEXT NOT NULL,
+    error TEXT, finished REAL,
+    PRIMARY KEY (trial, seed, command));
 """
 
 

@@ -1,5 +1,5 @@
-"""The results store: ``<sweep_dir>/results.sqlite`` with the ``runs`` and ``results`` tables of
-`t2t.sweeps.spec`, and reading a run directory's ``*.jsonl`` metric files into it.
+"""The results store: ``<sweep_dir>/results.sqlite`` with the ``runs``, ``results`` and ``commands``
+tables of `t2t.sweeps.spec`, and reading a run directory's ``*.jsonl`` metric files into it.
 
 Safe with several writers: the database is in WAL mode (readers never block the writer) and every
 connection waits up to a minute for a lock instead of failing. The local runner writes from one
@@ -7,7 +7,8 @@ process anyway; WAL and the timeout cover a report, an ingest or a scaling-law f
 writing at the same moment. (WAL needs a local filesystem; keep sweep directories off NFS.)
 
 Results are append-only: a run's rows are inserted, with its ``done`` status, in one transaction,
-and never updated or deleted.
+and never updated or deleted; an after-command that runs later on a done run adds only the rows
+that are new.
 """
 
 from __future__ import annotations
@@ -136,6 +137,35 @@ class ResultsStore:
                                  "VALUES (?, ?, ?, ?, ?, ?)", rows)
             self._set_status(trial, seed, "done", None, tags)
         return len(rows)
+
+    def add_results(self, trial: str, seed: int, rows: Iterable[Row]) -> int:
+        """Add the rows of a done run that are not stored yet (those of an after-command that ran
+        later), keeping every stored value; returns how many were added."""
+        rows = [(trial, seed, split, metric, int(step), None if math.isnan(v) else v)
+                for split, metric, step, v in rows]
+        with self._db:
+            before = self._db.total_changes
+            self._db.executemany("INSERT OR IGNORE INTO results (trial, seed, split, metric, "
+                                 "step, value) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            return self._db.total_changes - before
+
+    def mark_command(self, trial: str, seed: int, command: str, status: str,
+                     error: str | None = None) -> None:
+        """Record how one of a run's commands ended: ``done`` or ``failed`` (with ``error``)."""
+        if status not in ("done", "failed"):
+            raise ValueError(f"a command ends 'done' or 'failed', got {status!r}")
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO commands (trial, seed, command, status, "
+                             "error, finished) VALUES (?, ?, ?, ?, ?, ?)",
+                             (trial, seed, command, status, error, time.time()))
+
+    def commands(self) -> dict[tuple[str, int], dict[str, str]]:
+        """{(trial, seed): {command: status}} of every command recorded."""
+        out: dict[tuple[str, int], dict[str, str]] = {}
+        for trial, seed, command, status in self._db.execute(
+                "SELECT trial, seed, command, status FROM commands"):
+            out.setdefault((trial, seed), {})[command] = status
+        return out
 
     def _set_status(self, trial: str, seed: int, status: str, error: str | None,
                     tags: Mapping[str, Any] | None = None) -> None:

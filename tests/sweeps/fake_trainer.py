@@ -1,7 +1,9 @@
 """A stand-in for `t2t train` in the sweep tests: the same flags, a metrics.jsonl, in ~50 ms.
 
     fake_trainer.py --gin_file=FILE... --gin.NAME=VALUE...
-    fake_trainer.py eval MODEL_DIR SEED        (an after-command: writes eval.jsonl)
+    fake_trainer.py eval MODEL_DIR SEED [TASK] (an after-command: appends the score of
+                                               eval:TASK, default "fake", to eval.jsonl, or
+                                               fails if MODEL_DIR/fail_TASK exists)
 
 Every VALUE must be a Python literal, as gin reads it, so a quoting mistake in the runner fails
 here as it would in gin. Names:
@@ -25,10 +27,13 @@ from pathlib import Path
 KNOWN = {"SEED", "MODEL_DIR", "LOSS", "SLEEP"}
 
 
-def evaluate(model_dir: str, seed: str) -> int:
+def evaluate(model_dir: str, seed: str, task: str = "fake") -> int:
+    if (Path(model_dir) / f"fail_{task}").exists():
+        print(f"evaluation of {task} failed", file=sys.stderr)
+        return 3
     with open(Path(model_dir) / "eval.jsonl", "a") as f:
-        f.write(json.dumps({"step": 10, "split": "eval:fake", "accuracy": 0.5 + int(seed) / 10})
-                + "\n")
+        f.write(json.dumps({"step": 10, "split": f"eval:{task}",
+                            "accuracy": 0.5 + int(seed) / 10}) + "\n")
     return 0
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sweep_fakes import FAKE_EVAL, FAKE_TRAIN_COMMAND, write_sweep_file
+from sweep_fakes import FAKE_EVAL, FAKE_TRAIN_COMMAND, FAKE_TRAINER, write_sweep_file
 
 from t2t.sweeps import cli
 from t2t.sweeps.ingest import configured_train_steps
@@ -123,6 +123,70 @@ def test_after_commands_run_once_training_succeeds_and_their_metrics_are_stored(
     # A failed after-command fails the run and stores none of its results.
     assert "exited with status 3" in runs_table(tmp_path)[("broken_eval", 0)]["error"]
     assert not list(db.execute("SELECT * FROM results WHERE trial = 'broken_eval'"))
+
+
+def evaluations(sweep_dir: Path, trial: str, seed: int) -> list[str]:
+    """The fake evaluations a run has had, by task, in order."""
+    path = sweep_dir / trial / f"seed_{seed}" / "eval.jsonl"
+    return ([json.loads(line)["split"] for line in path.read_text().splitlines()]
+            if path.exists() else [])
+
+
+def test_after_commands_added_later_run_on_done_runs_without_training_again(tmp_path, capsys):
+    sweep_dir = tmp_path / "sweep"
+    sweep_file = write_sweep_file(tmp_path, f"Trial('t', after=({FAKE_EVAL!r},))")
+    assert run_cli(sweep_file, sweep_dir) == 0
+    # A second downstream task, and one that fails on seed 1.
+    write_sweep_file(tmp_path, f"""
+        Trial('t', after=({FAKE_EVAL!r}, {FAKE_EVAL + ' topic'!r}, {FAKE_EVAL + ' flaky'!r})),
+    """)
+    (sweep_dir / "t" / "seed_1" / "fail_flaky").write_text("")
+    capsys.readouterr()
+    assert run_cli(sweep_file, sweep_dir) == 1
+    out = capsys.readouterr().out
+    assert "2 done (2 with new after-commands)" in out and "0 to run" in out
+    assert "failed t seed 1" in out and "the run stays done" in out
+    assert [calls(sweep_dir, "t", s) for s in (0, 1)] == [1, 1]  # not trained again
+    assert evaluations(sweep_dir, "t", 0) == ["eval:fake", "eval:topic", "eval:flaky"]
+    assert evaluations(sweep_dir, "t", 1) == ["eval:fake", "eval:topic"]
+    # Both runs stay done, with their training results and every new score stored once.
+    assert {r["status"] for r in runs_table(sweep_dir).values()} == {"done"}
+    db = sqlite3.connect(sweep_dir / "results.sqlite")
+    scores = sorted(db.execute("SELECT seed, split FROM results WHERE metric = 'accuracy' "
+                               "AND split LIKE 'eval:%'"))
+    assert scores == [(0, "eval:fake"), (0, "eval:flaky"), (0, "eval:topic"),
+                      (1, "eval:fake"), (1, "eval:topic")]
+    assert len(final_losses(sweep_dir)) == 2
+    # The failed command is skipped until --retry_failed, which runs only it.
+    assert run_cli(sweep_file, sweep_dir) == 0
+    assert "(1 with failed after-commands)" in capsys.readouterr().out
+    (sweep_dir / "t" / "seed_1" / "fail_flaky").unlink()
+    assert run_cli(sweep_file, sweep_dir, "--retry_failed") == 0
+    assert evaluations(sweep_dir, "t", 1) == ["eval:fake", "eval:topic", "eval:flaky"]
+    assert evaluations(sweep_dir, "t", 0) == ["eval:fake", "eval:topic", "eval:flaky"]
+    assert run_cli(sweep_file, sweep_dir) == 0
+    assert "2 done, 0 failed, 0 to run" in capsys.readouterr().out
+
+
+def test_runs_done_before_commands_were_recorded_count_what_their_log_shows(tmp_path, capsys):
+    """A store written before the commands table: a done run has run the commands its sweep.log
+    shows since its last training command, and no others."""
+    sweep_dir = tmp_path / "sweep"
+    sweep_file = write_sweep_file(tmp_path, f"Trial('t', after=({FAKE_EVAL!r},))", seeds=(0,))
+    assert run_cli(sweep_file, sweep_dir) == 0
+    db = sqlite3.connect(sweep_dir / "results.sqlite")
+    with db:
+        db.execute("DELETE FROM commands")
+    # The log also shows an evaluation that an earlier, failed attempt ran before training.
+    log = sweep_dir / "t" / "seed_0" / "sweep.log"
+    topic = f"{sys.executable} {FAKE_TRAINER} eval {log.parent} 0 topic"
+    log.write_text(f"=== 2026-01-01 00:00:00 $ {topic}\n" + log.read_text())
+    write_sweep_file(tmp_path, f"Trial('t', after=({FAKE_EVAL!r}, {FAKE_EVAL + ' topic'!r}))",
+                     seeds=(0,))
+    capsys.readouterr()
+    assert run_cli(sweep_file, sweep_dir, "--dry_run") == 0
+    planned = capsys.readouterr().out.splitlines()[1:]
+    assert planned == [topic]
 
 
 def test_dry_run_prints_the_commands_and_starts_nothing(tmp_path, capsys):

@@ -82,11 +82,19 @@ def test_cpu_scale_runs_the_experiment_files_on_the_local_corpus(sweep_file, mon
             assert _bound("model_config.size") == f"t5_table2_tiny/{_architecture(trial)}"
             assert _bound("train.train_steps") == 200
             assert _bound("train.data_source") == "local:~/.cache/t2t/local_corpus"
-            commands = after_commands(trial, 0, str(tmp_path / trial.name), str(tmp_path))
-            assert [c[3] for c in commands] == ["train", "eval"]
-            assert "--rank_classification" in commands[1]
-            assert ("--gin.DATA_SOURCE='~/.cache/t2t/eval_suite/wiki_topic/{split}.jsonl'"
-                    in commands[0])
+        # Every run is fine-tuned on, and scores, three tasks of the offline suite: the topic
+        # labels by rank classification, descriptions and translations by generation.
+        commands = after_commands(trial, 0, str(tmp_path / trial.name), str(tmp_path))
+        assert [c[3] for c in commands] == ["train", "eval"] * 3
+        for (finetune, evaluate), (task, targets) in zip(
+                zip(commands[::2], commands[1::2]),
+                [("wiki_topic", 16), ("wiki_description", 32), ("gettext_ende", 64)]):
+            _configure(finetune[4:])
+            assert _bound("train.data_source") == f"~/.cache/t2t/eval_suite/{task}/{{split}}.jsonl"
+            assert _bound("train.task_feature_lengths")["targets"] == targets
+            assert _bound("model_config.size") == f"t5_table2_tiny/{_architecture(trial)}"
+            assert f"--task={task}" in evaluate
+            assert ("--rank_classification" in evaluate) == (task == "wiki_topic")
     finally:
         gin.clear_config()
 

@@ -82,6 +82,24 @@ def test_results_are_append_only_and_a_done_run_stays_done(run_dir, tmp_path):
             store.mark_stopped("t", 0, "done", None)
 
 
+def test_later_results_of_a_done_run_add_only_new_rows(run_dir, tmp_path):
+    """An after-command that ran later: its rows are added, stored values are never changed."""
+    with ResultsStore(tmp_path) as store:
+        store.mark_done("t", 0, run_metrics(run_dir))
+        before = set(store.results())
+        added = store.add_results("t", 0, [("validation", "loss", 0, 99.0),  # stored: kept
+                                           ("eval:wiki_topic", "accuracy", 40, 31.0)])
+        assert added == 1
+        assert set(store.results()) == before | {("t", 0, "eval:wiki_topic", "accuracy", 40, 31.0)}
+        store.mark_command("t", 0, "python -m t2t.cli eval --task=a", "failed", "exit 3")
+        store.mark_command("t", 0, "python -m t2t.cli eval --task=a", "done")
+        store.mark_command("t", 1, "python -m t2t.cli eval --task=b", "done")
+        assert store.commands() == {("t", 0): {"python -m t2t.cli eval --task=a": "done"},
+                                    ("t", 1): {"python -m t2t.cli eval --task=b": "done"}}
+        with pytest.raises(ValueError, match="'done' or 'failed'"):
+            store.mark_command("t", 0, "x", "running")
+
+
 def _documented_columns(table: str) -> list[str]:
     """Column names of `table` as spec.py's docstring (the contract) writes them."""
     declaration = re.search(rf"``{table}\(([^)]*)\)``", spec.__doc__.replace("\n", " "))
@@ -91,7 +109,7 @@ def _documented_columns(table: str) -> list[str]:
 def test_schema_is_the_documented_one(tmp_path):
     ResultsStore(tmp_path).close()
     db = sqlite3.connect(tmp_path / spec.RESULTS_FILE)
-    for table in ("runs", "results"):
+    for table in ("runs", "results", "commands"):
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
         assert columns == _documented_columns(table)
 
