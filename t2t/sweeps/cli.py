@@ -10,7 +10,8 @@
         Record finished runs found in DIR (e.g. copied back from a bucket) in DIR/results.sqlite.
     t2t sweep report SWEEP_FILE|SWEEP_DIR [--sweep_dir DIR] [--metrics validation/loss,...]
                   [--step final|best|N] [--out DIR]
-        A T5-style table: mean ± std over seeds, bold within 2σ of the best, the paper's numbers.
+        A T5-style table: mean ± std over seeds, bold within 2σ of the best, the paper's numbers
+        and how our ordering agrees with its; figures of the table and of the training curves.
 
 SWEEP_FILE is a Python file defining SWEEP (t2t/sweeps/spec.py); DIR defaults to runs/sweeps/NAME.
 """

@@ -15,8 +15,10 @@ paper's scores are set beside ours.
 Worked example (lower is better): trials A = 2.00 ± 0.10, B = 2.15 ± 0.10, C = 2.30 ± 0.10 (two
 seeds each) give a pooled σ of 0.10, so A (the best) and B (0.15 < 2σ from it) are bold, C not.
 
-Writes ``<out>/<sweep>.md`` and ``<out>/<sweep>.csv`` (default out: the sweep directory) and
-prints the Markdown.
+Writes ``<out>/<sweep>.md`` and ``<out>/<sweep>.csv`` (default out: the sweep directory), the
+figures of `t2t.sweeps.plot` (``<sweep>.png``, the table as dot plots; ``<sweep>_curves.png``,
+training loss against step), and prints the Markdown. With published rows, the notes give each
+column's rank agreement with the paper's ordering (`paper_agreement`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Cell:
     mean: float
     std: float | None
     n: int
+    values: tuple[float, ...] = ()  # one per seed, for plots
 
     @classmethod
     def of(cls, values: Sequence[float]) -> "Cell | None":
@@ -76,7 +79,7 @@ class Cell:
             return None
         n, mean = len(values), math.fsum(values) / len(values)
         std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-        return cls(mean, std, n)
+        return cls(mean, std, n, tuple(values))
 
 
 def pooled_std(cells: Sequence[Cell | None]) -> float | None:
@@ -172,6 +175,32 @@ def build_report(title: str, trials: Sequence[TrialInfo],
                   [find_row(t.tags) for t in trials])
 
 
+def paper_agreement(report: Report, column: str = "GLUE") -> dict[str, tuple[float, int] | None]:
+    """Per metric, (Spearman ρ, n) between the trials' means and the paper's ``column`` over the
+    n trials that have both, with our metric turned so that larger is better: +1 when our
+    ordering of the rows is the paper's, -1 when it is reversed. None with fewer than three such
+    trials, an unknown direction, or a constant column.
+
+    Worked example: three Table 2 rows whose GLUE averages are 83.28 > 80.88 > 74.70 in the paper
+    and whose losses are 2.0 < 2.5 < 3.0 here are in the paper's order, ρ = +1.
+    """
+    from scipy.stats import spearmanr
+
+    out: dict[str, tuple[float, int] | None] = {}
+    for metric in report.metrics:
+        sign = {"higher": 1.0, "lower": -1.0}.get(report.directions[metric])
+        pairs = [(sign * cell.mean, paper.scores[column])
+                 for cell, paper in zip(report.cells[metric], report.paper)
+                 if sign is not None and cell is not None and paper is not None
+                 and math.isfinite(cell.mean)]
+        ours, theirs = zip(*pairs) if pairs else ((), ())
+        if len(pairs) < 3 or len(set(ours)) < 2 or len(set(theirs)) < 2:
+            out[metric] = None
+        else:
+            out[metric] = (float(spearmanr(ours, theirs).statistic), len(pairs))
+    return out
+
+
 def _number(x: float) -> str:
     return f"{x:.1f}" if abs(x) >= 100 else f"{x:.2f}" if abs(x) >= 10 else f"{x:.3f}"
 
@@ -216,8 +245,13 @@ def to_markdown(report: Report) -> str:
                      f"directions).")
     if has_paper:
         notes.append(f"T5 columns: published scores after fine-tuning ({CITATION}; GLUE/SGLUE "
-                     f"averages, CNNDM ROUGE-2-F, SQuAD EM, WMT BLEU), beside our pre-training "
-                     f"metrics.")
+                     f"averages, CNNDM ROUGE-2-F, SQuAD EM, WMT BLEU), beside ours.")
+        agreement = [f"{m} {rho:+.2f} (n={n})" for m, found in paper_agreement(report).items()
+                     if found for rho, n in [found]]
+        if agreement:
+            notes.append("Ordering of the rows vs the paper's GLUE average (Spearman ρ of each "
+                         "column's means, better = larger; +1 the paper's order, -1 reversed): "
+                         + "; ".join(agreement) + ".")
     return "\n".join(notes + [""] + lines) + "\n"
 
 
@@ -296,5 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown = to_markdown(report)
     (out / f"{name}.md").write_text(markdown)
     write_csv(report, out / f"{name}.csv")
-    print(markdown + f"\nWrote {out / f'{name}.md'} and {out / f'{name}.csv'}.")
+    from t2t.sweeps.plot import curves_figure, report_figure
+
+    written = [out / f"{name}.md", out / f"{name}.csv", out / f"{name}.png"]
+    report_figure(report, written[-1])
+    if curves_figure(report.title, report.trials, results, out / f"{name}_curves.png"):
+        written.append(out / f"{name}_curves.png")
+    print(markdown + f"\nWrote {', '.join(str(p) for p in written)}.")
     return 0

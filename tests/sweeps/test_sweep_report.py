@@ -13,7 +13,7 @@ from t2t.configuration import REPO_GIN_DIR, resolve_gin_file
 from t2t.sweeps import cli
 from t2t.sweeps.paper import COLUMNS, PAPER_ROWS, find_row
 from t2t.sweeps.report import (Cell, TrialInfo, bold_cells, build_report, cell_text,
-                               metric_direction)
+                               metric_direction, paper_agreement, to_markdown)
 from t2t.sweeps.spec import Sweep, Trial
 from t2t.sweeps.store import ResultsStore
 from t2t.sweeps.sweep_file import load_sweep
@@ -130,6 +130,29 @@ def test_report_command_writes_markdown_and_csv(tmp_path, capsys):
     assert records["odd"]["validation/loss std"] == ""
     assert [records[t]["validation/loss bold"] for t in ("ed", "lm", "odd")] == ["1", "0", "1"]
     assert float(records["ed"]["t5_SQuAD"]) == 80.88
+    # The figures: the table as dot plots, and the training-loss curves.
+    for figure in (f"{tmp_path.name}.png", f"{tmp_path.name}_curves.png"):
+        assert (tmp_path / "out" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _table2_report(losses: dict[str, float]):
+    """A validation-loss report of Table 2 rows (by architecture, denoising), one seed each."""
+    trials = [TrialInfo(arch, {"architecture": arch, "objective": "denoising"}, (0,))
+              for arch in losses]
+    rows = [(arch, 0, "validation", "loss", 10, loss) for arch, loss in losses.items()]
+    return build_report("t", trials, rows)
+
+
+def test_agreement_with_the_papers_ordering_is_spearmans_rho_with_better_as_larger():
+    # The paper's GLUE: encoder_decoder 83.28 > prefix_lm 81.82 > language_model 74.70.
+    same = _table2_report({"encoder_decoder": 2.0, "prefix_lm": 2.5, "language_model": 3.0})
+    assert paper_agreement(same)["validation/loss"] == pytest.approx((1.0, 3))
+    reversed_ = _table2_report({"encoder_decoder": 3.0, "prefix_lm": 2.5, "language_model": 2.0})
+    assert paper_agreement(reversed_)["validation/loss"] == pytest.approx((-1.0, 3))
+    assert "validation/loss -1.00 (n=3)" in to_markdown(reversed_)
+    # Two rows cannot rank; a row without a published score does not count.
+    assert paper_agreement(_table2_report({"encoder_decoder": 2.0, "prefix_lm": 2.5,
+                                           "mystery": 1.0}))["validation/loss"] is None
 
 
 # The paper's rows, and the sweep files that find them.
