@@ -38,14 +38,22 @@ def shell_line(args: list[str]) -> str:
     return " ".join(quote(word) for word in args)
 
 
+_PYTHON = re.compile(r"^python[0-9.]*$")
+
+
 def command_key(args: list[str]) -> str:
     """How the results store names a run's command: its shell line with the program by its base
-    name, so that the same command from a moved environment is the same command.
+    name, and any Python interpreter as ``python``, so that the same command from a moved
+    environment, or a runner started as ``t2t`` (python3.11) rather than ``python -m``, is the
+    same command.
 
-    >>> command_key(["/opt/venv/bin/python", "-m", "t2t.cli", "eval", "--task=wiki_topic"])
+    >>> command_key(["/opt/venv/bin/python3.11", "-m", "t2t.cli", "eval", "--task=wiki_topic"])
     'python -m t2t.cli eval --task=wiki_topic'
     """
-    return shell_line([os.path.basename(args[0]), *args[1:]]) if args else ""
+    if not args:
+        return ""
+    program = os.path.basename(args[0])
+    return shell_line(["python" if _PYTHON.match(program) else program, *args[1:]])
 
 
 def gin_literal(value: Any) -> str:
