@@ -18,7 +18,8 @@ writes row 0's token at slot 4 and row 1's at slot 3, over the prompt's padding.
 
 The state is a dict of arrays: the cache, each row's next slot ("position") and, for
 encoder-decoders, the encoder output. All are batch-first except the caches of scanned layers, whose
-batch axis `gather` finds by its logical name.
+batch axis `gather` finds by its logical name. An encoder-decoder's cache also holds each layer's
+cross-attention keys and values of the encoder output, computed once in `start`.
 """
 
 from __future__ import annotations
@@ -161,8 +162,20 @@ class _EncoderDecoderAdapter(_Adapter):
             method=self.model.encode)
         state = {"encoded": encoded, "encoder_segment_ids": segment_ids,
                  "position": jnp.zeros(n, jnp.int32)}
-        state["cache"] = self._empty_cache(state, self.max_length)
+        state["cache"] = self._created_cache(state)
         return self.step(jnp.full(n, BOS_ID, jnp.int32), state)
+
+    def _created_cache(self, state: State) -> Any:
+        """The cache as the call that creates it leaves it: empty self-attention caches of
+        `max_length` slots, and the cross-attention keys and values of `state`'s encoder output.
+        That call also runs the decoder over `max_length` placeholder tokens, whose outputs
+        nothing reads: under `jit`, XLA removes that work."""
+        n = state["position"].shape[0]
+        tokens = jnp.zeros((n, self.max_length), jnp.int32)
+        positions = jnp.broadcast_to(jnp.arange(self.max_length), (n, self.max_length))
+        _, cache = self._apply({"params": self.params}, state,
+                               _decoder_features(tokens, positions))
+        return nn.unbox(cache)
 
 
 class _DecoderOnlyAdapter(_Adapter):

@@ -32,7 +32,7 @@ class TransformerBlock(nn.Module):
 
     config: TransformerConfig
     deterministic: bool = True  # an attribute, not an argument, so remat and scan see only arrays
-    decode: bool = False  # self-attention reads and extends its key/value cache
+    decode: bool = False  # attention reads (and self-attention extends) its key/value cache
     fused_causal: bool = False  # self-attention is causal inside the fused kernel, not in self_mask
 
     @nn.compact
@@ -56,8 +56,10 @@ class TransformerBlock(nn.Module):
             self.fused_causal))
         if encoded is not None:
             # T5 puts no position bias on cross-attention.
+            # While decoding, the encoder output's keys and values are projected once.
             x = sublayer(x, "cross_attention", lambda h: MultiHeadAttention(
-                cfg, name="cross_attention")(h, encoded, cross_mask, None, deterministic))
+                cfg, name="cross_attention")(h, encoded, cross_mask, None, deterministic,
+                                             self.decode, static_kv=True))
         x = sublayer(x, "mlp", lambda h: Mlp(cfg, name="mlp")(h, deterministic))
         return constrain(x, "batch", "length", "act_embed")
 

@@ -64,3 +64,26 @@ def test_decoding_refuses_too_few_learned_positions_and_encoder_only_models():
     bert = build_model(get_size("bert/tiny").replace(vocab_size=64))
     with pytest.raises(ValueError, match="encoder_only"):
         make_decoder(bert, {}, 8)
+
+
+def _step_flops(model, params, width: int) -> float:
+    """XLA's FLOP count of one decoding step of 3 rows whose inputs are `width` tokens."""
+    inputs = jnp.pad(INPUTS, ((0, 0), (0, width - INPUTS.shape[1])))
+    _, state = jax.jit(lambda p, x: make_decoder(model, p, 8).start(x))(params, inputs)
+    step = jax.jit(lambda p, t, s: make_decoder(model, p, 8).step(t, s))
+    cost = step.lower(params, jnp.ones(3, jnp.int32), state).compile().cost_analysis()
+    return (cost[0] if isinstance(cost, list) else cost)["flops"]
+
+
+def test_a_decoding_step_reads_the_encoder_outputs_keys_and_values_from_the_cache():
+    """Longer inputs cost a decoding step only the attention over them, not another projection
+    of every encoder position to keys and values (computed once, in `start`)."""
+    model, params = tiny_model("enc_dec")
+    cfg = model.config
+    extra = 64 - 8  # encoder positions added
+    growth = _step_flops(model, params, 64) - _step_flops(model, params, 8)
+    # Per added position, row and layer: q·k and weights·v (2 x 2 h d FLOPs) vs projecting it to
+    # keys and values again (2 x 2 e h d FLOPs), which the step must not do.
+    attention = 3 * cfg.num_decoder_layers * extra * 4 * cfg.num_heads * cfg.head_dim
+    projection = 3 * cfg.num_decoder_layers * extra * 4 * cfg.d_model * cfg.num_heads * cfg.head_dim
+    assert growth < attention + projection / 8, (growth, attention, projection)
