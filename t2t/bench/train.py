@@ -5,7 +5,7 @@
                     [--variant NAME:FIELD=VALUE,...]... [--partitioning PRESET] [--mesh JSON]
                     [--num_devices N] [--optimizer adamw|adafactor] [--peers hf_flax_t5,pytorch_t5|none]
                     [--rounds N] [--steps_per_round N] [--compile_layers 2,24|none]
-                    [--max_load X --max_wait S] [--out FILE.json] [--md FILE.md]
+                    [--max_load X --max_wait S] [--profile DIR] [--out FILE.json] [--md FILE.md]
 
 What one invocation does (``--preset cpu``, the default; the committed results are
 experiments/benchmarks/train_step_cpu.{json,md}):
@@ -71,12 +71,15 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from t2t.bench.profile import profile_table
+
 # No jax at module level: spawned workers set XLA_FLAGS (fake devices) before importing it.
 
 PEERS = ("hf_flax_t5", "pytorch_t5")
 LEARNING_RATE = 1e-4
 ADAMW = {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
 TARGETS = {"ratio_vs_hf_flax_t5": 1.5, "mfu": 0.65, "compile_ratio": 1.5}
+JAX_KINDS = ("t2t", "hf_flax_t5")  # the systems jax.profiler can trace
 CPU_PEAK_MATMUL = 2048
 
 
@@ -257,6 +260,12 @@ class _System:
     def close(self) -> dict:
         return {"loss_first": self.losses[0], "loss_last": self.losses[-1],
                 "device_peak_gib": _device_peak_bytes()}
+
+    def profile(self, out_dir: str, steps: int) -> dict | None:
+        """The summary of a `jax.profiler` trace of `steps` more steps (t2t.bench.profile)."""
+        from t2t.bench.profile import profile_steps
+
+        return profile_steps(self._one_step, out_dir, steps)
 
 
 class T2tSystem(_System):
@@ -524,6 +533,8 @@ def _worker_main(conn, spec: SystemSpec) -> None:
                 conn.send(("ok", system.run(message[1])))
             elif message[0] == "peak":
                 conn.send(("ok", matmul_peak_flops(*message[1:])))
+            elif message[0] == "profile":
+                conn.send(("ok", system.profile(*message[1:])))
             elif message[0] == "close":
                 info = system.close()
                 info["peak_rss_gib"] = _rss_gib()
@@ -591,6 +602,10 @@ class Worker:
     def peak(self, size: int = CPU_PEAK_MATMUL, repeats: int = 5) -> float:
         return matmul_peak_flops(size, repeats) if not self.isolate else self._ask("peak", size,
                                                                                     repeats)
+
+    def profile(self, out_dir: str, steps: int) -> dict | None:
+        return (self.system.profile(out_dir, steps) if not self.isolate
+                else self._ask("profile", out_dir, steps))
 
     def close(self) -> dict:
         if not self.isolate:
@@ -699,8 +714,13 @@ def run_benchmark(systems: Sequence[SystemSpec], rounds: int = 5, steps_per_roun
                   alternate: bool = True, compile_layers: Sequence[int] | None = (2, 24),
                   isolate: bool = True, reference: str = "t2t",
                   log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-                  extra: Mapping[str, Any] | None = None) -> dict:
+                  extra: Mapping[str, Any] | None = None, profile_dir: str | None = None,
+                  profile_steps: int = 2) -> dict:
     """Time every system (see the module docstring) and return the JSON-able results.
+
+    With `profile_dir`, each JAX system then runs `profile_steps` more steps under the profiler
+    (after its timed rounds, so tracing slows none of them) and reports where their time went
+    under ``profile`` (t2t.bench.profile); the traces stay in ``<profile_dir>/<system>/``.
 
     `reference` names the t2t system whose ratios to the peers are reported as
     ``ratio_vs_<peer>`` (its tokens/s over the peer's, same shapes). Systems whose libraries are
@@ -739,6 +759,14 @@ def run_benchmark(systems: Sequence[SystemSpec], rounds: int = 5, steps_per_roun
         return worker
 
     def finish(spec: SystemSpec, worker: Worker) -> None:
+        if profile_dir and spec.kind in JAX_KINDS:
+            log(f"{spec.name}: profiling {profile_steps} steps ...")
+            try:
+                out[spec.name]["profile"] = worker.profile(str(Path(profile_dir) / spec.name),
+                                                           profile_steps)
+            except Exception as error:  # noqa: BLE001 - the timings stand without it
+                out[spec.name]["profile"] = {"error": str(error)}
+                log(f"{spec.name}: profiling failed: {error}")
         try:
             out[spec.name].update(worker.close())
         except Exception as error:  # noqa: BLE001
@@ -1013,6 +1041,11 @@ def markdown_report(result: Mapping[str, Any]) -> str:
     ]
     notes = ["", "XLA-FLOP util. = XLA cost_analysis FLOPs / step time / peak; XLA counts a scanned "
              "loop body once, so it is not comparable for scan_layers=True systems."]
+    profiles = [profile_table(name, entry["profile"]) for name, entry in result["systems"].items()
+                if entry.get("profile") and "error" not in entry["profile"]]
+    if profiles:
+        notes += ["", "## Where the time goes (`--profile`: jax.profiler, op time summed over "
+                      "streams or threads)", "", "\n\n".join(profiles)]
     return "\n".join(header) + table(result) + "\n" + "\n".join(notes) + "\n"
 
 
@@ -1044,6 +1077,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no_isolate", action="store_true",
                         help="run every system in this process (no per-system RSS)")
     parser.add_argument("--only", help="GPU preset: comma list of system names to run")
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="then trace a few steps of each JAX system with jax.profiler into "
+                             "DIR/<system>/ and add where the time went to the JSON and report")
     parser.add_argument("--out", help="write the JSON here")
     parser.add_argument("--md", help="write a Markdown report here")
     args = parser.parse_args(argv)
@@ -1117,7 +1153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "xla_memory_per_device: compiled.memory_analysis()"}}
     result = run_benchmark(specs, rounds=rounds, steps_per_round=steps, alternate=alternate,
                            compile_layers=compile_layers, isolate=not args.no_isolate,
-                           reference=reference, log=log, extra=extra)
+                           reference=reference, log=log, extra=extra,
+                           profile_dir=args.profile)
     print(table(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -124,9 +124,16 @@ def test_full_size_gpu_specs_are_the_intended_models():
 def test_cli_writes_json_and_markdown(tmp_path, capsys):
     out, md = tmp_path / "r.json", tmp_path / "r.md"
     code = cli.main(["bench", "train", "--smoke", "--peers", "none", "--compile_layers", "none",
-                     "--no_isolate", "--out", str(out), "--md", str(md)])
+                     "--no_isolate", "--out", str(out), "--md", str(md),
+                     "--profile", str(tmp_path / "profile")])
     assert code == 0
     result = json.loads(out.read_text())
     assert result["smoke"] and _positive(result["systems"]["t2t"]["tokens_per_s"])
     assert "| t2t |" in capsys.readouterr().out
     assert "| t2t |" in md.read_text()
+    # --profile: where each JAX system's step time went, from a trace kept on disk.
+    profile = result["systems"]["t2t"]["profile"]
+    assert _positive(profile["op_ms_per_step"]) and profile["top_ops"]
+    assert sum(profile["by_category"].values()) == pytest.approx(1.0)
+    assert str(tmp_path / "profile" / "t2t") in profile["trace"]
+    assert "Where the time goes" in md.read_text()
