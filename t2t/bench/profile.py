@@ -60,7 +60,7 @@ def summarize_trace(path: str | Path, steps: int, top: int = 15) -> dict[str, An
     devices = {pid for pid, name in processes.items() if name.startswith("/device:")}
 
     def counted(event: dict) -> bool:
-        if event.get("ph") != "X" or _IGNORED.match(event.get("name", "")):
+        if event.get("ph") != "X" or _IGNORED.search(event.get("name", "")):
             return False
         if devices:
             return event["pid"] in devices
