@@ -12,7 +12,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --tar
 export PYTHONPATH=/tmp/site:$SRC PYTHONUNBUFFERED=1
 python3 -c "import jax, flax, optax, orbax.checkpoint; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())" 2>&1 | tee -a "$OUT/log.txt"
 # The fused (cuDNN) attention kernel of the preset, then the explicit-softmax einsum kernel beside it.
+# --profile: each JSON also says where the step time went (the traces stay on the device machine).
 for system in t2t_t5_1_1_base_bf16 t2t_decoder_1b_bf16 t2t_t5_1_1_base_bf16+einsum t2t_decoder_1b_bf16+einsum; do
   (cd "$SRC" && timeout "$PER_SYSTEM_S" python3 -m t2t.bench.train --preset gpu --only "$system" \
-     --variant einsum:attention_kernel=einsum --out "$OUT/${system/+/_}.json") 2>&1 | tee -a "$OUT/log.txt"
+     --variant einsum:attention_kernel=einsum --profile /tmp/t2t_profile \
+     --out "$OUT/${system/+/_}.json") 2>&1 | tee -a "$OUT/log.txt"
 done
