@@ -4,8 +4,8 @@
     t2t sweep report runs/sweeps/t5_table2 --metrics validation/loss --step 200
 
 Rows are trials (in sweep order), columns are metrics (``split/metric``; default every metric of
-every split but ``train``, except the z-loss), and each cell is mean ± std over the trial's seeds, with ``(n=k)``
-where fewer than all its seeds are done. As in the paper (§3.1.5), a cell is **bold** when it is
+every split but ``train``, except the z-loss and example counts), and each cell is mean ± std over
+the trial's seeds, with ``(n=k)`` where fewer than all its seeds are done. As in the paper (§3.1.5), a cell is **bold** when it is
 within two standard deviations of the column's best. The paper takes that σ from its baseline's
 ten runs; here it is the run-to-run std pooled over every trial with two or more seeds, one σ per
 column. Which way is best comes from the sweep's ``directions`` or else from the metric's name
@@ -35,8 +35,9 @@ from t2t.sweeps.paper import CITATION, COLUMNS, PaperRow, find_row
 from t2t.sweeps.spec import Sweep, results_path
 from t2t.sweeps.store import ResultsStore
 
-# Left out of the default columns: an auxiliary loss term, not a measure of the model.
-HIDDEN_BY_DEFAULT = ("z_loss",)
+# Left out of the default columns: an auxiliary loss term and an evaluation's example count, not
+# measures of the model.
+HIDDEN_BY_DEFAULT = ("z_loss", "num_examples")
 # Whole words of a metric name that say which way is better.
 _LOWER = re.compile(r"(^|[^a-z])(loss|nll|perplexity|ppl|error|err|wer|cer|ter|time)([^a-z]|$)")
 _HIGHER = re.compile(r"(^|[^a-z])(acc|accuracy|bleu|sacrebleu|rouge\w*|f1|em|exact_match|mcc|"
