@@ -34,23 +34,20 @@ ACCELERATOR=v4-8
 VERSION=tpu-ubuntu2204-base
 QUEUED=0 QR_NAME= WAIT=0 POLL=60 VALID_UNTIL= CAPACITY=()
 
-split_args "$@"
-set -- ${ARGS[@]+"${ARGS[@]}"}
-while (($#)); do
-  parse_tpu "$@"
-  if ((SHIFT)); then shift "$SHIFT"; continue; fi
+own_option() {
+  SHIFT=0
   case $1 in
-    --accelerator-type) need "$@"; ACCELERATOR=$2; shift 2 ;;
-    --version) need "$@"; VERSION=$2; shift 2 ;;
-    --spot | --preemptible | --reserved | --best-effort) CAPACITY+=("$1"); shift ;;
-    --queued) QUEUED=1; shift ;;
-    --qr-name) need "$@"; QR_NAME=$2; shift 2 ;;
-    --valid-until-duration) need "$@"; VALID_UNTIL=$2; shift 2 ;;
-    --wait) WAIT=1; shift ;;
-    --poll-seconds) need "$@"; POLL=$2; shift 2 ;;
-    *) die "unknown argument '$1'" ;;
+    --accelerator-type) need "$@"; ACCELERATOR=$2; SHIFT=2 ;;
+    --version) need "$@"; VERSION=$2; SHIFT=2 ;;
+    --spot | --preemptible | --reserved | --best-effort) CAPACITY+=("$1"); SHIFT=1 ;;
+    --queued) QUEUED=1; SHIFT=1 ;;
+    --qr-name) need "$@"; QR_NAME=$2; SHIFT=2 ;;
+    --valid-until-duration) need "$@"; VALID_UNTIL=$2; SHIFT=2 ;;
+    --wait) WAIT=1; SHIFT=1 ;;
+    --poll-seconds) need "$@"; POLL=$2; SHIFT=2 ;;
   esac
-done
+}
+parse_args parse_tpu own_option "$@"
 
 require_tpu
 [[ $ACCELERATOR =~ ^v[0-9a-z]+-[0-9]+$ ]] || die "--accelerator-type looks like v4-8, got '$ACCELERATOR'"

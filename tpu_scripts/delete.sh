@@ -20,18 +20,15 @@ USAGE
 
 QUEUED=0 QR_NAME= ASYNC=
 
-split_args "$@"
-set -- ${ARGS[@]+"${ARGS[@]}"}
-while (($#)); do
-  parse_tpu "$@"
-  if ((SHIFT)); then shift "$SHIFT"; continue; fi
+own_option() {
+  SHIFT=0
   case $1 in
-    --queued) QUEUED=1; shift ;;
-    --qr-name) need "$@"; QR_NAME=$2; shift 2 ;;
-    --async) ASYNC=--async; shift ;;
-    *) die "unknown argument '$1'" ;;
+    --queued) QUEUED=1; SHIFT=1 ;;
+    --qr-name) need "$@"; QR_NAME=$2; SHIFT=2 ;;
+    --async) ASYNC=--async; SHIFT=1 ;;
   esac
-done
+}
+parse_args parse_tpu own_option "$@"
 
 require_tpu
 project=$(project_flag)

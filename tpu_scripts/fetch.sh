@@ -23,19 +23,16 @@ USAGE
 
 MODEL_DIR= DEST= RUN_NAME= SKIP_CKPT=0
 
-split_args "$@"
-set -- ${ARGS[@]+"${ARGS[@]}"}
-while (($#)); do
-  parse_tpu "$@"
-  if ((SHIFT)); then shift "$SHIFT"; continue; fi
+own_option() {
+  SHIFT=0
   case $1 in
-    --model-dir) need "$@"; MODEL_DIR=$2; shift 2 ;;
-    --dest) need "$@"; DEST=$2; shift 2 ;;
-    --run-name) need "$@"; RUN_NAME=$2; shift 2 ;;
-    --skip-checkpoints) SKIP_CKPT=1; shift ;;
-    *) die "unknown argument '$1'" ;;
+    --model-dir) need "$@"; MODEL_DIR=$2; SHIFT=2 ;;
+    --dest) need "$@"; DEST=$2; SHIFT=2 ;;
+    --run-name) need "$@"; RUN_NAME=$2; SHIFT=2 ;;
+    --skip-checkpoints) SKIP_CKPT=1; SHIFT=1 ;;
   esac
-done
+}
+parse_args parse_tpu own_option "$@"
 
 [[ -n $MODEL_DIR ]] || die "--model-dir is required"
 [[ -n $DEST ]] || die "--dest is required"

@@ -32,21 +32,17 @@ USAGE
 
 RUN_NAME= WORKER=all ENVS=(PYTHONUNBUFFERED=1) T2T_ARGS=()
 
-split_args "$@"
-set -- ${ARGS[@]+"${ARGS[@]}"}
-while (($#)); do
-  parse_tpu "$@"
-  if ((SHIFT)); then shift "$SHIFT"; continue; fi
+own_option() {
+  SHIFT=0
   case $1 in
-    --run-name) need "$@"; RUN_NAME=$2; shift 2 ;;
-    --env) need "$@"; ENVS+=("$2"); shift 2 ;;
-    --worker) need "$@"; WORKER=$2; shift 2 ;;
-    --remote-dir) need "$@"; REMOTE_DIR=$2; shift 2 ;;
-    --venv) need "$@"; REMOTE_VENV=$2; shift 2 ;;
-    --) shift; T2T_ARGS=("$@"); break ;;
-    *) die "unknown argument '$1' (t2t's own arguments go after --)" ;;
+    --run-name) need "$@"; RUN_NAME=$2; SHIFT=2 ;;
+    --env) need "$@"; ENVS+=("$2"); SHIFT=2 ;;
+    --worker) need "$@"; WORKER=$2; SHIFT=2 ;;
+    --remote-dir) need "$@"; REMOTE_DIR=$2; SHIFT=2 ;;
+    --venv) need "$@"; REMOTE_VENV=$2; SHIFT=2 ;;
   esac
-done
+}
+parse_args parse_tpu own_option "$@"
 
 for arg in ${T2T_ARGS[@]+"${T2T_ARGS[@]}"}; do
   [[ $arg != --dry-run ]] || die "--dry-run must come before -- (after it, it would go to t2t train)"

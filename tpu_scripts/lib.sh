@@ -126,6 +126,30 @@ parse_common() {
   esac
 }
 
+# parse_args SHARED OWN ARG...: parse a script's arguments (after split_args) with SHARED
+# (parse_tpu, or parse_common for scripts without a TPU) and then the script's OWN parser, each of
+# which sets SHIFT to the number of words it took (0: not its option); an unknown word fails.
+# Scripts that pass arguments on to t2t set T2T_ARGS=() first: the words after `--` go there.
+parse_args() {
+  local shared=$1 own=$2 hint="" passes=0
+  # (An empty array reads as unset to ${T2T_ARGS+...}: ask declare.)
+  if declare -p T2T_ARGS &>/dev/null; then passes=1 hint=" (t2t's own arguments go after --)"; fi
+  shift 2
+  split_args "$@"
+  set -- ${ARGS[@]+"${ARGS[@]}"}
+  while (($#)); do
+    if [[ $1 == -- ]] && ((passes)); then
+      shift
+      T2T_ARGS=("$@")
+      return 0
+    fi
+    "$shared" "$@"
+    ((SHIFT)) || "$own" "$@"
+    ((SHIFT)) || die "unknown argument '$1'$hint"
+    shift "$SHIFT"
+  done
+}
+
 # parse_tpu ARG...: parse_common plus --name, --zone and --project.
 parse_tpu() {
   parse_common "$@"

@@ -21,19 +21,16 @@ USAGE
 
 RUN_NAME= WORKER=0 LINES=100 FOLLOW=1
 
-split_args "$@"
-set -- ${ARGS[@]+"${ARGS[@]}"}
-while (($#)); do
-  parse_tpu "$@"
-  if ((SHIFT)); then shift "$SHIFT"; continue; fi
+own_option() {
+  SHIFT=0
   case $1 in
-    --run-name) need "$@"; RUN_NAME=$2; shift 2 ;;
-    --worker) need "$@"; WORKER=$2; shift 2 ;;
-    --lines) need "$@"; LINES=$2; shift 2 ;;
-    --no-follow) FOLLOW=0; shift ;;
-    *) die "unknown argument '$1'" ;;
+    --run-name) need "$@"; RUN_NAME=$2; SHIFT=2 ;;
+    --worker) need "$@"; WORKER=$2; SHIFT=2 ;;
+    --lines) need "$@"; LINES=$2; SHIFT=2 ;;
+    --no-follow) FOLLOW=0; SHIFT=1 ;;
   esac
-done
+}
+parse_args parse_tpu own_option "$@"
 
 require_tpu
 [[ -n $RUN_NAME ]] || die "--run-name is required"

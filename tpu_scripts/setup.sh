@@ -33,25 +33,22 @@ USAGE
 
 SOURCE= GIT_URL= GIT_REF=origin/HEAD PYTHON=python3.11 EXTRAS= CHECK=1 PIP=() ASSETS=()
 
-split_args "$@"
-set -- ${ARGS[@]+"${ARGS[@]}"}
-while (($#)); do
-  parse_tpu "$@"
-  if ((SHIFT)); then shift "$SHIFT"; continue; fi
+own_option() {
+  SHIFT=0
   case $1 in
-    --source) need "$@"; SOURCE=$2; shift 2 ;;
-    --git-url) need "$@"; GIT_URL=$2; shift 2 ;;
-    --git-ref) need "$@"; GIT_REF=$2; shift 2 ;;
-    --remote-dir) need "$@"; REMOTE_DIR=$2; shift 2 ;;
-    --venv) need "$@"; REMOTE_VENV=$2; shift 2 ;;
-    --python) need "$@"; PYTHON=$2; shift 2 ;;
-    --extras) need "$@"; EXTRAS=$2; shift 2 ;;
-    --pip) need "$@"; PIP+=("$2"); shift 2 ;;
-    --gcs-asset) need "$@"; ASSETS+=("$2"); shift 2 ;;
-    --no-check) CHECK=0; shift ;;
-    *) die "unknown argument '$1'" ;;
+    --source) need "$@"; SOURCE=$2; SHIFT=2 ;;
+    --git-url) need "$@"; GIT_URL=$2; SHIFT=2 ;;
+    --git-ref) need "$@"; GIT_REF=$2; SHIFT=2 ;;
+    --remote-dir) need "$@"; REMOTE_DIR=$2; SHIFT=2 ;;
+    --venv) need "$@"; REMOTE_VENV=$2; SHIFT=2 ;;
+    --python) need "$@"; PYTHON=$2; SHIFT=2 ;;
+    --extras) need "$@"; EXTRAS=$2; SHIFT=2 ;;
+    --pip) need "$@"; PIP+=("$2"); SHIFT=2 ;;
+    --gcs-asset) need "$@"; ASSETS+=("$2"); SHIFT=2 ;;
+    --no-check) CHECK=0; SHIFT=1 ;;
   esac
-done
+}
+parse_args parse_tpu own_option "$@"
 
 require_tpu
 [[ -z $SOURCE || -z $GIT_URL ]] || die "give --source or --git-url, not both"

@@ -18,17 +18,14 @@ USAGE
 
 RUN_NAME= WORKER=all
 
-split_args "$@"
-set -- ${ARGS[@]+"${ARGS[@]}"}
-while (($#)); do
-  parse_tpu "$@"
-  if ((SHIFT)); then shift "$SHIFT"; continue; fi
+own_option() {
+  SHIFT=0
   case $1 in
-    --run-name) need "$@"; RUN_NAME=$2; shift 2 ;;
-    --worker) need "$@"; WORKER=$2; shift 2 ;;
-    *) die "unknown argument '$1'" ;;
+    --run-name) need "$@"; RUN_NAME=$2; SHIFT=2 ;;
+    --worker) need "$@"; WORKER=$2; SHIFT=2 ;;
   esac
-done
+}
+parse_args parse_tpu own_option "$@"
 
 require_tpu
 [[ -n $RUN_NAME ]] || die "--run-name is required"

@@ -34,25 +34,21 @@ USAGE
 SBATCH_SCRIPT=$T2T_SCRIPTS_DIR/slurm/t2t.sbatch
 NODES= GPUS=8 TIME= PARTITION= ACCOUNT= JOB_NAME=t2t VENV= WORKDIR=$T2T_REPO_ROOT PORT=12345 T2T_ARGS=()
 
-split_args "$@"
-set -- ${ARGS[@]+"${ARGS[@]}"}
-while (($#)); do
-  parse_common "$@"
-  if ((SHIFT)); then shift "$SHIFT"; continue; fi
+own_option() {
+  SHIFT=0
   case $1 in
-    --nodes) need "$@"; NODES=$2; shift 2 ;;
-    --gpus-per-node) need "$@"; GPUS=$2; shift 2 ;;
-    --time) need "$@"; TIME=$2; shift 2 ;;
-    --partition) need "$@"; PARTITION=$2; shift 2 ;;
-    --account) need "$@"; ACCOUNT=$2; shift 2 ;;
-    --job-name) need "$@"; JOB_NAME=$2; shift 2 ;;
-    --venv) need "$@"; VENV=$2; shift 2 ;;
-    --workdir) need "$@"; WORKDIR=$2; shift 2 ;;
-    --port) need "$@"; PORT=$2; shift 2 ;;
-    --) shift; T2T_ARGS=("$@"); break ;;
-    *) die "unknown argument '$1' (t2t's own arguments go after --)" ;;
+    --nodes) need "$@"; NODES=$2; SHIFT=2 ;;
+    --gpus-per-node) need "$@"; GPUS=$2; SHIFT=2 ;;
+    --time) need "$@"; TIME=$2; SHIFT=2 ;;
+    --partition) need "$@"; PARTITION=$2; SHIFT=2 ;;
+    --account) need "$@"; ACCOUNT=$2; SHIFT=2 ;;
+    --job-name) need "$@"; JOB_NAME=$2; SHIFT=2 ;;
+    --venv) need "$@"; VENV=$2; SHIFT=2 ;;
+    --workdir) need "$@"; WORKDIR=$2; SHIFT=2 ;;
+    --port) need "$@"; PORT=$2; SHIFT=2 ;;
   esac
-done
+}
+parse_args parse_common own_option "$@"
 
 for arg in ${T2T_ARGS[@]+"${T2T_ARGS[@]}"}; do
   [[ $arg != --dry-run ]] || die "--dry-run must come before -- (after it, it would go to t2t train)"
