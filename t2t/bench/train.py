@@ -139,15 +139,10 @@ def random_batch(case: Case, seed: int = 0) -> dict[str, Any]:
     """
     import numpy as np
 
-    from t2t.data.converters import CONVERTERS
+    from t2t.training.trainer import make_converter
 
     config = case.config()
-    lengths = case.lengths
-    if config.family == "decoder_only":
-        converter = CONVERTERS["decoder_only"](lengths, prefix_lm=config.prefix_lm)
-    else:
-        converter = CONVERTERS[config.family](lengths)
-    shapes = converter.output_lengths()
+    shapes = make_converter(config, case.lengths).output_lengths()
     high = min(config.vocab_size, 32_100)
     rng = np.random.default_rng(seed)
     b = case.batch_size
@@ -212,19 +207,11 @@ def _device_peak_bytes() -> float | None:
 
 
 def matmul_peak_flops(size: int = CPU_PEAK_MATMUL, repeats: int = 5) -> float:
-    """Median float32 FLOP/s of a jitted size x size matmul on the default device."""
-    import jax
-    import jax.numpy as jnp
+    """Median float32 FLOP/s of a jitted size x size matmul on the default device (a fresh
+    sample each call: the benchmark takes one per round)."""
+    from t2t.training.peak_flops import matmul_flops_per_second
 
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    matmul = jax.jit(lambda x: x @ x)
-    matmul(a).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 2.0 * size**3 / statistics.median(times)
+    return matmul_flops_per_second(size, repeats)
 
 
 def _partitioner(case: Case):
@@ -274,18 +261,14 @@ class T2tSystem(_System):
     def setup(self) -> dict:
         import jax
 
-        from t2t.data.converters import CONVERTERS
         from t2t.models.flops import flops_per_example
         from t2t.training import optimizers
-        from t2t.training.trainer import ShardedModel
+        from t2t.training.trainer import ShardedModel, make_converter
 
         case = self.case
         config = case.config()
         lengths = case.lengths
-        if config.family == "decoder_only":
-            converter = CONVERTERS["decoder_only"](lengths, prefix_lm=config.prefix_lm)
-        else:
-            converter = CONVERTERS[config.family](lengths)
+        converter = make_converter(config, lengths)
         if case.optimizer == "adamw":
             tx = optimizers.adamw(LEARNING_RATE, clip_global_norm=None, **ADAMW)
         else:
@@ -471,9 +454,8 @@ def missing_peer_modules(kind: str) -> list[str]:
 
 def compile_scaling(case: Case, layers: Sequence[int], repeats: int = 2) -> dict:
     """Compile (never run) t2t's train step at each depth with scan on; the fastest of `repeats`."""
-    from t2t.data.converters import CONVERTERS
     from t2t.training import optimizers
-    from t2t.training.trainer import ShardedModel
+    from t2t.training.trainer import ShardedModel, make_converter
 
     base = case.config().replace(scan_layers=True)
     partitioner = _partitioner(case)
@@ -482,9 +464,8 @@ def compile_scaling(case: Case, layers: Sequence[int], repeats: int = 2) -> dict
     def compile_seconds(n: int) -> float:
         config = base.replace(num_encoder_layers=n if base.num_encoder_layers else 0,
                               num_decoder_layers=n)
-        converter = (CONVERTERS["decoder_only"](case.lengths) if config.family == "decoder_only"
-                     else CONVERTERS[config.family](case.lengths))
-        sharded = ShardedModel(config, tx, partitioner, converter, case.batch_size, z_loss=0.0)
+        sharded = ShardedModel(config, tx, partitioner, make_converter(config, case.lengths),
+                               case.batch_size, z_loss=0.0)
         return sharded.compile_train_step()[1]
 
     compile_seconds(1)  # first compile in a process pays one-off costs (backend, caches)
