@@ -2,6 +2,7 @@
 
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,24 @@ def test_vocab_train_requires_input_and_output(capsys):
         cli.main(["vocab", "train", "--output", "x"])
     assert exit_info.value.code == 2
     assert "--input" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command,environ,expected", [
+    ("train", {}, Path.home() / ".cache" / "t2t" / "jax_compilation_cache"),
+    ("eval", {"T2T_CACHE_DIR": "/data/t2t"}, Path("/data/t2t/jax_compilation_cache")),
+    ("train", {"JAX_COMPILATION_CACHE_DIR": "/elsewhere"}, None),  # JAX reads it itself
+    ("train", {"JAX_ENABLE_COMPILATION_CACHE": "false"}, None),
+    ("bench", {}, None), ("compile-only", {}, None),  # they time compilation
+])
+def test_training_and_evaluation_commands_keep_compiled_programs(command, environ, expected):
+    assert cli.compilation_cache_dir(command, environ) == expected
+
+
+def test_main_points_jax_at_the_cache_before_the_command_runs(monkeypatch, tmp_path):
+    used = []
+    monkeypatch.setattr(cli, "_use_compilation_cache", used.append)
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("T2T_CACHE_DIR", str(tmp_path))
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--help"])
+    assert used == [tmp_path / "jax_compilation_cache"]
