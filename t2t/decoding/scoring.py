@@ -82,16 +82,26 @@ def log_likelihood(model: nn.Module, params: Any, inputs: Array, targets: Array)
     return jnp.sum(jnp.where(scored != PAD_ID, log_probs, 0.0), axis=1)
 
 
+def option_scores(scorer: Any, inputs: Sequence[str], options: Sequence[Sequence[str]]
+                  ) -> list[np.ndarray]:
+    """log p(option | input) of each input's options, one array per input: one ``scorer.score``
+    call (log p(target | input) per pair, as `Predictor.score` gives) over every pair.
+
+    E.g. inputs ['q1', 'q2'] with options [['a', 'b'], ['c']] -> [array([s_q1a, s_q1b]),
+    array([s_q2c])].
+    """
+    pairs = [(x, o) for x, opts in zip(inputs, options, strict=True) for o in opts]
+    scores = np.asarray(scorer.score([x for x, _ in pairs], [o for _, o in pairs]), float)
+    if len(scores) != len(pairs):
+        raise ValueError(f"score returned {len(scores)} scores for {len(pairs)} pairs")
+    ends = np.cumsum([len(opts) for opts in options])
+    return [scores[end - len(opts):end] for opts, end in zip(options, ends)]
+
+
 def rank_classify(scorer: Any, inputs: Sequence[str], options: Sequence[Sequence[str]]) -> list[int]:
-    """For each input, the index of its most likely option: one ``scorer.score`` call (log p(target |
-    input) per pair, as `Predictor.score` gives) over every (input, option) pair.
+    """For each input, the index of its most likely option (`option_scores`).
 
     E.g. inputs ['h.a!p/py ='] with options [['water', 'happy']] -> [1] when
     log p('happy' | input) > log p('water' | input).
     """
-    pairs = [(x, o) for x, opts in zip(inputs, options, strict=True) for o in opts]
-    scores = scorer.score([x for x, _ in pairs], [o for _, o in pairs])
-    if len(scores) != len(pairs):
-        raise ValueError(f"score returned {len(scores)} scores for {len(pairs)} pairs")
-    ends = np.cumsum([len(opts) for opts in options])
-    return [int(np.argmax(scores[end - len(opts):end])) for opts, end in zip(options, ends)]
+    return [int(np.argmax(scores)) for scores in option_scores(scorer, inputs, options)]

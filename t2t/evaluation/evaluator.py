@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from t2t.decoding.scoring import option_scores
 from t2t.evaluation.tasks import TASKS, Task, get_task
 
 METRICS_FILE = "eval_metrics.jsonl"
@@ -42,22 +43,10 @@ class Predictor(Protocol):
 
 
 def label_scores(predictor: Predictor, inputs: Sequence[str], label_names: Sequence[str]) -> np.ndarray:
-    """log p(label | input) for every input and label, [n_inputs, n_labels]: one ``score`` call."""
-    pairs = [(x, label) for x in inputs for label in label_names]
-    scores = predictor.score([x for x, _ in pairs], [label for _, label in pairs])
-    if len(scores) != len(pairs):
-        raise ValueError(f"predictor.score returned {len(scores)} scores for {len(pairs)} (input, label) pairs")
-    return np.asarray(scores, dtype=float).reshape(len(inputs), len(label_names))
-
-
-def rank_classify(predictor: Predictor, inputs: Sequence[str], label_names: Sequence[str]) -> list[str]:
-    """The most likely label for each input.
-
-    >>> rank_classify(p, ["cola sentence: It rains."], ["unacceptable", "acceptable"])  # doctest: +SKIP
-    ['acceptable']      # if log p("acceptable" | input) > log p("unacceptable" | input)
-    """
-    best = label_scores(predictor, inputs, label_names).argmax(axis=1)
-    return [label_names[i] for i in best]
+    """log p(label | input) for every input and label, [n_inputs, n_labels]: one ``score`` call
+    (the options of `t2t.decoding.scoring.rank_classify`, the same for every input). The most
+    likely label of each input is its row's argmax (T5's rank classification)."""
+    return np.stack(option_scores(predictor, inputs, [label_names] * len(inputs)))
 
 
 def target_nll(scores: np.ndarray, targets: Sequence[Any], labels: Sequence[Any]) -> float:

@@ -6,7 +6,8 @@ import types
 import pytest
 
 from t2t.evaluation import evaluator
-from t2t.evaluation.evaluator import evaluate, rank_classify, write_eval_metrics
+from t2t.decoding.scoring import rank_classify
+from t2t.evaluation.evaluator import evaluate, write_eval_metrics
 from t2t.evaluation.tasks import TOPICS, get_task
 
 
@@ -96,7 +97,7 @@ def test_rank_classification_scores_every_label_and_never_generates(suite):
     assert result["target_nll"] == pytest.approx(2 / 6) and result["accuracy"] == pytest.approx(400 / 6)
     # The best score wins even when every score is negative.
     negative = types.SimpleNamespace(score=lambda inputs, targets: [-5.0, -0.5, -9.0])
-    assert rank_classify(negative, ["q"], ["a", "b", "c"]) == ["b"]
+    assert rank_classify(negative, ["q"], [["a", "b", "c"]]) == [1]
     with pytest.raises(ValueError, match="needs a classification task"):
         evaluate("gettext_ende", predictor, data_dir=str(suite), rank_classification=True)
 
