@@ -10,7 +10,8 @@
   new trials and seeds, and on done runs the after-commands added since (a new downstream task is
   fine-tuned and scored from each finished pretraining run, which is not trained again).
   The store records every command that ended; runs done before it did count as having run the
-  commands their ``sweep.log`` shows since their last training command.
+  commands their ``sweep.log`` shows since their last training command. A run that is resumed
+  (interrupted, or failed with ``--retry_failed``) skips the commands it already finished.
 - A run whose command fails is recorded as failed with the tail of its log, and the others go on;
   ``--retry_failed`` runs failed ones again.
 - Ctrl-C (or SIGTERM) stops every child: each gets SIGTERM, on which ``t2t train`` checkpoints and
@@ -187,6 +188,20 @@ class SweepRunner:
         return ([self.train_command + train_flags(self.sweep, trial, seed, model_dir)]
                 + after_commands(trial, seed, model_dir, str(self.sweep_dir)))
 
+    def unfinished(self, trial: Trial, seed: int,
+                   recorded: dict[tuple[str, int], dict[str, str]]) -> list[list[str]]:
+        """The commands a run that is not done still has to run: all of them, less those at the
+        start that an earlier attempt finished (an interrupted run whose training and first
+        evaluation were done goes on with the second), while its directory is still there."""
+        commands = self.commands(trial, seed)
+        ended = recorded.get((trial.name, seed), {})
+        if not (self.sweep_dir / run_subdir(trial.name, seed)).is_dir():
+            return commands
+        finished = 0
+        while finished < len(commands) and ended.get(command_key(commands[finished])) == "done":
+            finished += 1
+        return commands[finished:]
+
     def extensions(self, runs: list[tuple[Trial, int]], statuses: dict[tuple[str, int], str],
                    recorded: dict[tuple[str, int], dict[str, str]], retry_failed: bool
                    ) -> tuple[list[tuple[Trial, int, list[list[str]]]], int]:
@@ -222,7 +237,8 @@ class SweepRunner:
                 statuses, recorded = store.statuses(), store.commands()
         pending, done, failed = pending_runs(runs, statuses, retry_failed)
         extend, failed_after = self.extensions(runs, statuses, recorded, retry_failed)
-        work = ([(trial, seed, self.commands(trial, seed), False) for trial, seed in pending]
+        work = ([(trial, seed, self.unfinished(trial, seed, recorded), False)
+                 for trial, seed in pending]
                 + [(trial, seed, commands, True) for trial, seed, commands in extend])
         skipped = " (skipped; --retry_failed reruns them)" if failed + failed_after else ""
         extended = f" ({len(extend)} with new after-commands)" if extend else ""

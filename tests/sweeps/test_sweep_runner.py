@@ -3,6 +3,7 @@ Ctrl-C, dry runs; a fake trainer (fake_trainer.py) for all but one real `t2t tra
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -166,6 +167,27 @@ def test_after_commands_added_later_run_on_done_runs_without_training_again(tmp_
     assert evaluations(sweep_dir, "t", 0) == ["eval:fake", "eval:topic", "eval:flaky"]
     assert run_cli(sweep_file, sweep_dir) == 0
     assert "2 done, 0 failed, 0 to run" in capsys.readouterr().out
+
+
+def test_a_resumed_run_skips_the_commands_it_finished(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    sweep_file = write_sweep_file(
+        tmp_path, f"Trial('t', after=({FAKE_EVAL + ' topic'!r}, {FAKE_EVAL + ' flaky'!r}))",
+        seeds=(0, 1))
+    for seed in (0, 1):
+        (sweep_dir / "t" / f"seed_{seed}").mkdir(parents=True)
+        (sweep_dir / "t" / f"seed_{seed}" / "fail_flaky").write_text("")
+    assert run_cli(sweep_file, sweep_dir) == 1  # trained and scored topic, then failed
+    for seed in (0, 1):
+        (sweep_dir / "t" / f"seed_{seed}" / "fail_flaky").unlink()
+    # Seed 1's directory is gone: nothing of it can be skipped.
+    shutil.rmtree(sweep_dir / "t" / "seed_1")
+    assert run_cli(sweep_file, sweep_dir, "--retry_failed") == 0
+    assert calls(sweep_dir, "t", 0) == 1 and calls(sweep_dir, "t", 1) == 1
+    assert evaluations(sweep_dir, "t", 0) == ["eval:topic", "eval:flaky"]
+    assert evaluations(sweep_dir, "t", 1) == ["eval:topic", "eval:flaky"]
+    assert {r["status"] for r in runs_table(sweep_dir).values()} == {"done"}
+    assert len(final_losses(sweep_dir)) == 2
 
 
 def test_runs_done_before_commands_were_recorded_count_what_their_log_shows(tmp_path, capsys):
