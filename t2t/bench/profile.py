@@ -11,7 +11,7 @@ operations to work on next, without a second session to open the trace:
                   "share": 0.10, "count": 1.0}, ...]}
 
 What is counted: on an accelerator, the kernels on the device (processes named ``/device:...``);
-on a CPU, the XLA operations that run on XLA's own threads (every thread but ``python``). Op time
+on a CPU, the XLA operations that run on XLA's own threads (not Python's, which dispatch). Op time
 is summed over streams or threads, so with parallel execution it exceeds the step time; shares
 are of that sum. Categories come from the kernel or HLO op's name (`CATEGORIES`).
 """
@@ -58,13 +58,18 @@ def summarize_trace(path: str | Path, steps: int, top: int = 15) -> dict[str, An
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
                if e.get("ph") == "M" and e.get("name") == "thread_name"}
     devices = {pid for pid, name in processes.items() if name.startswith("/device:")}
+    # Python's threads ("python", "python3.11", ...; the ones with the tracer's "$file:line"
+    # events) dispatch and wait; XLA's own threads run the operations.
+    python = {key for key, name in threads.items() if name.startswith("python")}
+    python |= {(e["pid"], e.get("tid")) for e in events
+               if e.get("ph") == "X" and e.get("name", "").startswith("$")}
 
     def counted(event: dict) -> bool:
         if event.get("ph") != "X" or _IGNORED.search(event.get("name", "")):
             return False
         if devices:
             return event["pid"] in devices
-        return threads.get((event["pid"], event.get("tid"))) != "python"
+        return (event["pid"], event.get("tid")) not in python
 
     total_us: dict[str, float] = collections.Counter()
     count: dict[str, int] = collections.Counter()

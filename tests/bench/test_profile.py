@@ -28,7 +28,10 @@ def test_on_a_cpu_xla_threads_count_and_python_does_not(tmp_path):
         {"pid": 1, "tid": 10, "name": "ThunkExecutor::Execute", "dur": 1000.0},  # encloses them
         {"pid": 1, "tid": 11, "name": "SlinkyThreadPool::Await", "dur": 300.0},  # waits
         {"pid": 1, "tid": 99, "name": "PjitFunction(step)", "dur": 5000.0},  # Python's
-    ], {1: "/host:CPU"}, {(1, 10): "tf_XLAEigen/1", (1, 11): "tf_XLAEigen/2", (1, 99): "python"})
+        {"pid": 1, "tid": 98, "name": "$train.py:301 _one_step", "dur": 5000.0},  # a worker's
+        {"pid": 1, "tid": 98, "name": "np.asarray(jax.Array)", "dur": 5000.0},  # main thread
+    ], {1: "/host:CPU"}, {(1, 10): "tf_XLAEigen/1", (1, 11): "tf_XLAEigen/2", (1, 99): "python",
+                          (1, 98): "MainThread"})
     summary = summarize_trace(path, steps=2)
     assert summary["op_ms_per_step"] == pytest.approx(0.5)  # 1000 us over 2 steps
     assert summary["by_category"] == pytest.approx({"matmul": 0.8, "fusion": 0.2})
