@@ -103,12 +103,20 @@ class _Adapter(abc.ABC):
     def start(self, inputs: Array) -> tuple[Array, State]:
         """The logits of each row's first output token, and the state after it."""
 
-    def _cache_shapes(self, state: State, length: int) -> Any:
-        """The boxed shapes of a cache of `length` slots for the rows of `state`."""
+    def _created_cache(self, state: State, length: int) -> Any:
+        """The cache (boxed with its logical axis names) as the call that creates it leaves it,
+        for the rows of `state`: empty self-attention caches of `length` slots and, for an
+        encoder-decoder, the cross-attention keys and values of `state`'s encoder output. That
+        call also runs the decoder over `length` placeholder tokens, whose outputs nothing reads:
+        under `jit`, XLA removes that work."""
         n = state["position"].shape[0]
         tokens = jnp.zeros((n, length), jnp.int32)
         batch = _decoder_features(tokens, jnp.broadcast_to(jnp.arange(length), (n, length)))
-        return jax.eval_shape(lambda: self._apply({"params": self.params}, state, batch)[1])
+        return self._apply({"params": self.params}, state, batch)[1]
+
+    def _cache_shapes(self, state: State, length: int) -> Any:
+        """The boxed shapes of a cache of `length` slots for the rows of `state`."""
+        return jax.eval_shape(lambda: self._created_cache(state, length))
 
     def _empty_cache(self, state: State, length: int) -> Any:
         return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
@@ -162,20 +170,8 @@ class _EncoderDecoderAdapter(_Adapter):
             method=self.model.encode)
         state = {"encoded": encoded, "encoder_segment_ids": segment_ids,
                  "position": jnp.zeros(n, jnp.int32)}
-        state["cache"] = self._created_cache(state)
+        state["cache"] = nn.unbox(self._created_cache(state, self.max_length))
         return self.step(jnp.full(n, BOS_ID, jnp.int32), state)
-
-    def _created_cache(self, state: State) -> Any:
-        """The cache as the call that creates it leaves it: empty self-attention caches of
-        `max_length` slots, and the cross-attention keys and values of `state`'s encoder output.
-        That call also runs the decoder over `max_length` placeholder tokens, whose outputs
-        nothing reads: under `jit`, XLA removes that work."""
-        n = state["position"].shape[0]
-        tokens = jnp.zeros((n, self.max_length), jnp.int32)
-        positions = jnp.broadcast_to(jnp.arange(self.max_length), (n, self.max_length))
-        _, cache = self._apply({"params": self.params}, state,
-                               _decoder_features(tokens, positions))
-        return nn.unbox(cache)
 
 
 class _DecoderOnlyAdapter(_Adapter):
