@@ -5,8 +5,8 @@
 
 Rows are trials (in sweep order), columns are metrics (``split/metric``; default every metric of
 every split but ``train``, except the z-loss and example counts), and each cell is mean ± std over
-the trial's seeds, with ``(n=k)`` where fewer than all its seeds are done. As in the paper (§3.1.5), a cell is **bold** when it is
-within two standard deviations of the column's best. The paper takes that σ from its baseline's
+the trial's seeds, with ``(n=k)`` where fewer than all its seeds are done. As in the paper
+(§3.1.5), a cell is **bold** when it is within two standard deviations of the column's best. The paper takes that σ from its baseline's
 ten runs; here it is the run-to-run std pooled over every trial with two or more seeds, one σ per
 column. Which way is best comes from the sweep's ``directions`` or else from the metric's name
 (`metric_direction`). Where a trial's tags select a published row (`t2t.sweeps.paper`), the

@@ -236,13 +236,14 @@ class SweepRunner:
             with ResultsStore(self.sweep_dir) as store:
                 statuses, recorded = store.statuses(), store.commands()
         pending, done, failed = pending_runs(runs, statuses, retry_failed)
-        extend, failed_after = self.extensions(runs, statuses, recorded, retry_failed)
+        extend, failed_extensions = self.extensions(runs, statuses, recorded, retry_failed)
         work = ([(trial, seed, self.unfinished(trial, seed, recorded), False)
                  for trial, seed in pending]
                 + [(trial, seed, commands, True) for trial, seed, commands in extend])
-        skipped = " (skipped; --retry_failed reruns them)" if failed + failed_after else ""
+        skipped = " (skipped; --retry_failed reruns them)" if failed + failed_extensions else ""
         extended = f" ({len(extend)} with new after-commands)" if extend else ""
-        failed_after = f" ({failed_after} with failed after-commands)" if failed_after else ""
+        failed_after = (f" ({failed_extensions} with failed after-commands)" if failed_extensions
+                        else "")
         pace = "" if dry_run else f", {self.parallel} at a time"
         self._print(f"Sweep {self.sweep.name} in {self.sweep_dir}: {len(runs)} runs, {done} done"
                     f"{extended}{failed_after}, {failed} failed{skipped}, {len(pending)} to run"
@@ -294,33 +295,35 @@ class SweepRunner:
     def _record(self, store: ResultsStore, run: _Run, state: str) -> Outcome:
         """Write a finished run to the store (metrics and done, or failed with its error)."""
         seconds = time.monotonic() - run.started
-        if state == "failed":
+        error = run.error() if state == "failed" else None
+        if error is not None:
             store.mark_command(run.trial.name, run.seed, command_key(run.command), "failed",
-                               run.error())
+                               error)
         if run.extension:
-            return self._record_extension(store, run, state, seconds)
+            return self._record_extension(store, run, error, seconds)
         rows = run_metrics(run.run_dir) if state == "done" else []
         if state == "done" and rows:
             store.mark_done(run.trial.name, run.seed, rows)
             summary = _done_summary(rows)
         else:
-            error = (run.error() if state == "failed" else
-                     f"the run's commands succeeded but wrote no metrics (*.jsonl) in "
-                     f"{run.run_dir}; is MODEL_DIR passed on to the trainer?")
+            error = error or (f"the run's commands succeeded but wrote no metrics (*.jsonl) in "
+                              f"{run.run_dir}; is MODEL_DIR passed on to the trainer?")
             store.mark_stopped(run.trial.name, run.seed, "failed", error)
             state, summary = "failed", f"{error.splitlines()[-1].strip()} (log: {run.log_path})"
         self._print(f"{state:<6} {run.trial.name} seed {run.seed} in {_duration(seconds)}: "
                     f"{summary}")
         return Outcome(run.trial.name, run.seed, state, seconds, summary)
 
-    def _record_extension(self, store: ResultsStore, run: _Run, state: str,
+    def _record_extension(self, store: ResultsStore, run: _Run, error: str | None,
                           seconds: float) -> Outcome:
-        """New after-commands on a done run: add the new metric rows of those that succeeded;
-        the run stays done whatever happened (its training results stand)."""
+        """New after-commands on a done run (`error`: how one failed, else None): add the new
+        metric rows of those that succeeded; the run stays done whatever happened (its training
+        results stand)."""
         added = store.add_results(run.trial.name, run.seed, run_metrics(run.run_dir))
         summary = f"after-commands added {added} metric values"
-        if state == "failed":
-            summary = (f"{run.error().splitlines()[-1].strip()} (log: {run.log_path}); {summary}"
+        state = "done" if error is None else "failed"
+        if error is not None:
+            summary = (f"{error.splitlines()[-1].strip()} (log: {run.log_path}); {summary}"
                        f"; the run stays done, --retry_failed reruns the failed command")
         self._print(f"{state:<6} {run.trial.name} seed {run.seed} in {_duration(seconds)}: "
                     f"{summary}")

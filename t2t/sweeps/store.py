@@ -130,8 +130,7 @@ class ResultsStore:
 
         Refuses (sqlite3.IntegrityError) a run that already has results: results are append-only.
         """
-        rows = [(trial, seed, split, metric, int(step), None if math.isnan(v) else v)
-                for split, metric, step, v in rows]
+        rows = _db_rows(trial, seed, rows)
         with self._db:
             self._db.executemany("INSERT INTO results (trial, seed, split, metric, step, value) "
                                  "VALUES (?, ?, ?, ?, ?, ?)", rows)
@@ -141,8 +140,7 @@ class ResultsStore:
     def add_results(self, trial: str, seed: int, rows: Iterable[Row]) -> int:
         """Add the rows of a done run that are not stored yet (those of an after-command that ran
         later), keeping every stored value; returns how many were added."""
-        rows = [(trial, seed, split, metric, int(step), None if math.isnan(v) else v)
-                for split, metric, step, v in rows]
+        rows = _db_rows(trial, seed, rows)
         with self._db:
             before = self._db.total_changes
             self._db.executemany("INSERT OR IGNORE INTO results (trial, seed, split, metric, "
@@ -177,6 +175,12 @@ class ResultsStore:
             "status = excluded.status, error = excluded.error, finished = excluded.finished "
             "WHERE runs.status != 'done'",
             (trial, seed, status, error, time.time(), _tags_json(tags or {})))
+
+
+def _db_rows(trial: str, seed: int, rows: Iterable[Row]) -> list[tuple]:
+    """A run's (split, metric, step, value) rows as ``results`` rows; NaN is stored as NULL."""
+    return [(trial, seed, split, metric, int(step), None if math.isnan(v) else v)
+            for split, metric, step, v in rows]
 
 
 def _tags_json(tags: Mapping[str, Any]) -> str:
