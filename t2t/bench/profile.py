@@ -6,14 +6,23 @@ operations to work on next, without a second session to open the trace:
 
     {"trace": "DIR/t2t/plugins/profile/.../host.trace.json.gz", "steps": 2,
      "op_ms_per_step": 812.4,                      # summed over streams or threads
-     "by_category": {"matmul": 0.61, "attention": 0.12, "fusion": 0.19, ...},   # shares
-     "top_ops": [{"name": "ynn_fusion.147", "category": "fusion", "ms_per_step": 82.3,
-                  "share": 0.10, "count": 1.0}, ...]}
+     "step_ms": [431.0, 402.2],                    # each traced step, first op to last
+     "by_category": {"matmul": 0.61, "attention": 0.12, "elementwise": 0.19, ...},   # shares
+     "by_phase": {"backward": 0.58, "forward": 0.31, "update": 0.11},
+     "by_module": [{"module": "lm_head", "phase": "backward", "ms_per_step": 61.0,
+                    "share": 0.075}, ...],
+     "top_ops": [{"name": "fusion.147", "category": "matmul", "ms_per_step": 82.3, "share": 0.10,
+                  "count": 1.0, "phase": "forward", "module": "decoder/layers_*/mlp/wo",
+                  "shape": "bf16[8,512,768]"}, ...]}
 
 What is counted: on an accelerator, the kernels on the device (processes named ``/device:...``);
 on a CPU, the XLA operations that run on XLA's own threads (not Python's, which dispatch). Op time
 is summed over streams or threads, so with parallel execution it exceeds the step time; shares
-are of that sum. Categories come from the kernel or HLO op's name (`CATEGORIES`).
+are of that sum. Events are grouped by the HLO instruction they ran (``args.hlo_op``; several
+GPU kernels can run one). Given the compiled program (`t2t.bench.hlo_ops.parse_hlo` of
+``compiled.as_text()``), each instruction's category, pass and model module come from the program
+itself; without it the category is guessed from the name (`CATEGORIES`) and the by-phase and
+by-module breakdowns are left out.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ import gzip
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+from t2t.bench.hlo_ops import HloOp, parse_hlo
 
 # First match wins: (category, pattern on the lowercased op name).
 CATEGORIES: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
@@ -35,6 +46,8 @@ CATEGORIES: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile(pattern
     ("fusion", r"fusion|loop|input_|elementwise"),
 ))
 # Events that mark time, or enclose the operations (XLA CPU's executor), rather than spend it.
+# by_module's name for operations that name no module of the model (optimizer, loss sums).
+OUTSIDE = "(outside the model)"
 _IGNORED = re.compile(r"^(end: |ThreadpoolListener|ThunkExecutor::)|::Await$")
 
 
@@ -48,8 +61,15 @@ def category(name: str) -> str:
     return next((kind for kind, pattern in CATEGORIES if pattern.search(lowered)), "other")
 
 
-def summarize_trace(path: str | Path, steps: int, top: int = 15) -> dict[str, Any]:
-    """The summary of a Perfetto trace (``*.trace.json.gz``) of `steps` steps (module doc)."""
+def _event_op(event: dict) -> str:
+    """The HLO instruction an event ran (``args.hlo_op``), else the event's own name."""
+    return event.get("args", {}).get("hlo_op") or event["name"]
+
+
+def summarize_trace(path: str | Path, steps: int, ops: Mapping[str, HloOp] | None = None,
+                    top: int = 15) -> dict[str, Any]:
+    """The summary of a Perfetto trace (``*.trace.json.gz``) of `steps` steps (module doc);
+    `ops` is the traced program's `parse_hlo`, which names what each operation is."""
     with gzip.open(path, "rt") as f:
         trace = json.load(f)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
@@ -71,29 +91,72 @@ def summarize_trace(path: str | Path, steps: int, top: int = 15) -> dict[str, An
             return event["pid"] in devices
         return (event["pid"], event.get("tid")) not in python
 
+    ops = ops or {}
     total_us: dict[str, float] = collections.Counter()
     count: dict[str, int] = collections.Counter()
+    # One run of a program (its step): [first start, last end], by (program, run id).
+    runs: dict[tuple[str, str], list[float]] = {}
+    module_us: dict[str, float] = collections.Counter()
     for event in filter(counted, events):
-        total_us[event["name"]] += float(event.get("dur", 0.0))
-        count[event["name"]] += 1
-    overall = sum(total_us.values())
-    shares: dict[str, float] = collections.Counter()
-    for name, us in total_us.items():
-        shares[category(name)] += us / overall if overall else 0.0
-    ranked = sorted(total_us.items(), key=lambda item: -item[1])[:top]
-    return {
-        "trace": str(path), "steps": steps, "op_ms_per_step": overall / 1e3 / steps,
-        "by_category": dict(sorted(shares.items(), key=lambda item: -item[1])),
-        "top_ops": [{"name": name, "category": category(name), "ms_per_step": us / 1e3 / steps,
-                     "share": us / overall if overall else 0.0, "count": count[name] / steps}
-                    for name, us in ranked],
-    }
+        name = _event_op(event)
+        total_us[name] += float(event.get("dur", 0.0))
+        count[name] += 1
+        args = event.get("args", {})
+        if "run_id" in args:
+            module_us[args.get("hlo_module", "")] += float(event.get("dur", 0.0))
+            start, end = float(event["ts"]), float(event["ts"]) + float(event.get("dur", 0.0))
+            span = runs.setdefault((args.get("hlo_module", ""), args["run_id"]), [start, end])
+            span[0], span[1] = min(span[0], start), max(span[1], end)
+    overall = sum(total_us.values()) or 1.0
+
+    def kind(name: str) -> str:
+        return ops[name].category if name in ops else category(name)
+
+    def shares_by(key: Callable[[str], str]) -> dict[str, float]:
+        shares: dict[str, float] = collections.Counter()
+        for name, us in total_us.items():
+            shares[key(name)] += us / overall
+        return dict(sorted(((k, v) for k, v in shares.items() if v > 0), key=lambda kv: -kv[1]))
+
+    def per_step(us: float) -> float:
+        return us / 1e3 / steps
+
+    def op_entry(name: str, us: float) -> dict[str, Any]:
+        entry = {"name": name, "category": kind(name), "ms_per_step": per_step(us),
+                 "share": us / overall, "count": count[name] / steps}
+        if name in ops:
+            entry.update(phase=ops[name].phase, module=ops[name].module, shape=ops[name].shape)
+        return entry
+
+    summary: dict[str, Any] = {"trace": str(path), "steps": steps,
+                               "op_ms_per_step": per_step(sum(total_us.values()))}
+    # The step's program is the one that took the most time; one run of it per step, its span
+    # (first operation's start to last one's end) is the step as the device saw it.
+    main = max(module_us, key=module_us.get) if module_us else None
+    spans = sorted(span for (module, _), span in runs.items() if module == main)
+    if main is not None and len(spans) == steps:
+        summary["step_ms"] = [round((end - start) / 1e3, 3) for start, end in spans]
+    summary["by_category"] = shares_by(kind)
+    if ops and any(name in ops for name in total_us):
+        summary["by_phase"] = shares_by(lambda n: ops[n].phase if n in ops else "unknown")
+        modules: dict[tuple[str, str], float] = collections.Counter()
+        for name, us in total_us.items():
+            op = ops.get(name)
+            modules[(op.module or OUTSIDE, op.phase) if op else ("unknown", "unknown")] += us
+        summary["by_module"] = [
+            {"module": module, "phase": phase, "ms_per_step": per_step(us), "share": us / overall}
+            for (module, phase), us in sorted(modules.items(), key=lambda item: -item[1])[:top]
+            if us > 0]
+    summary["top_ops"] = [op_entry(name, us) for name, us in
+                          sorted(total_us.items(), key=lambda item: -item[1])[:top]]
+    return summary
 
 
-def profile_steps(one_step: Callable[[], None], out_dir: str | Path, steps: int = 2
-                  ) -> dict[str, Any]:
+def profile_steps(one_step: Callable[[], None], out_dir: str | Path, steps: int = 2,
+                  hlo_text: str | None = None) -> dict[str, Any]:
     """Run `one_step` (which blocks until its step is done) `steps` times under the profiler;
-    the summary of the trace written under `out_dir`."""
+    the summary of the trace written under `out_dir`. `hlo_text` is the step's compiled program
+    (``compiled.as_text()``); it is also written beside the trace, as ``program.hlo.txt``."""
     import jax
 
     out_dir = Path(out_dir)
@@ -104,15 +167,67 @@ def profile_steps(one_step: Callable[[], None], out_dir: str | Path, steps: int 
     written = sorted(set(out_dir.rglob("*.trace.json.gz")) - before)
     if not written:
         raise RuntimeError(f"jax.profiler wrote no Perfetto trace under {out_dir}")
-    return summarize_trace(written[-1], steps)
+    if hlo_text is None:
+        return summarize_trace(written[-1], steps)
+    (written[-1].parent / "program.hlo.txt").write_text(hlo_text)
+    return summarize_trace(written[-1], steps, parse_hlo(hlo_text))
 
 
 def profile_table(name: str, summary: dict[str, Any], top: int = 8) -> str:
-    """A few Markdown lines: the category shares and the top ops of one system."""
-    shares = ", ".join(f"{kind} {share:.0%}" for kind, share in summary["by_category"].items()
-                       if share >= 0.005)
-    lines = [f"**{name}**: {summary['op_ms_per_step']:.1f} ms of operations per step ({shares})",
-             "", "| op | category | ms/step | share |", "|---|---|---|---|"]
-    lines += [f"| `{op['name'][:60]}` | {op['category']} | {op['ms_per_step']:.2f} | "
+    """A few Markdown lines for one system: the shares by category (and by pass), the modules that
+    take the most time (where the program was given) and the top operations."""
+
+    def shares(key: str) -> str:
+        return ", ".join(f"{kind} {share:.0%}" for kind, share in summary[key].items()
+                         if share >= 0.005)
+
+    spans = [f"{ms:.0f}" if ms >= 10 else f"{ms:.2f}" for ms in summary.get("step_ms", [])]
+    steps = f"; steps {', '.join(spans)} ms" if spans else ""
+    lines = [f"**{name}**: {summary['op_ms_per_step']:.1f} ms of operations per step{steps} "
+             f"({shares('by_category')})"]
+    if "by_phase" in summary:
+        lines += ["", f"By pass: {shares('by_phase')}. Modules that take the most time:", "",
+                  "| module | pass | ms/step | share |", "|---|---|---|---|"]
+        lines += [f"| `{m['module']}` | {m['phase']} | {m['ms_per_step']:.1f} | {m['share']:.1%} |"
+                  for m in summary["by_module"][:top]]
+    lines += ["", "| op | what | category | ms/step | share |", "|---|---|---|---|---|"]
+    lines += [f"| `{op['name'][:60]}` | {_what(op)} | {op['category']} | {op['ms_per_step']:.2f} | "
               f"{op['share']:.1%} |" for op in summary["top_ops"][:top]]
     return "\n".join(lines)
+
+
+def _what(op: dict[str, Any]) -> str:
+    """"backward `lm_head` f32[912,512]": an operation's pass, module and shape, where known."""
+    if "phase" not in op:
+        return ""
+    return f"{op['phase']} `{op['module'] or OUTSIDE}` {op['shape']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Summarise a saved trace again, e.g. with the program that `profile_steps` wrote beside it:
+
+        python -m t2t.bench.profile DIR/.../host.trace.json.gz --steps 2 \\
+            --hlo DIR/.../program.hlo.txt
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m t2t.bench.profile", description=main.__doc__)
+    parser.add_argument("trace", help="a jax.profiler Perfetto trace (*.trace.json.gz)")
+    parser.add_argument("--steps", type=int, required=True, help="how many steps it traced")
+    parser.add_argument("--hlo", default=None,
+                        help="the traced program's text (compiled.as_text()); default the "
+                             "program.hlo.txt beside the trace, if there is one")
+    parser.add_argument("--name", default="profile", help="the heading of the Markdown summary")
+    parser.add_argument("--json", default=None, help="also write the summary here")
+    args = parser.parse_args(argv)
+    hlo = Path(args.hlo) if args.hlo else Path(args.trace).parent / "program.hlo.txt"
+    ops = parse_hlo(hlo.read_text()) if hlo.exists() else None
+    summary = summarize_trace(args.trace, args.steps, ops)
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+    print(profile_table(args.name, summary, top=12))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -249,10 +249,11 @@ class _System:
                 "device_peak_gib": _device_peak_bytes()}
 
     def profile(self, out_dir: str, steps: int) -> dict | None:
-        """The summary of a `jax.profiler` trace of `steps` more steps (t2t.bench.profile)."""
+        """The summary of a `jax.profiler` trace of `steps` more steps (t2t.bench.profile); the
+        compiled step's program names what each traced operation is."""
         from t2t.bench.profile import profile_steps
 
-        return profile_steps(self._one_step, out_dir, steps)
+        return profile_steps(self._one_step, out_dir, steps, hlo_text=self.step.as_text())
 
 
 class T2tSystem(_System):
@@ -1065,7 +1066,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", help="GPU preset: comma list of system names to run")
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="then trace a few steps of each JAX system with jax.profiler into "
-                             "DIR/<system>/ and add where the time went to the JSON and report")
+                             "DIR/<system>/ (with its compiled program, program.hlo.txt) and add "
+                             "where the time went, by category, pass, model module and operation, "
+                             "to the JSON and report")
     parser.add_argument("--out", help="write the JSON here")
     parser.add_argument("--md", help="write a Markdown report here")
     args = parser.parse_args(argv)

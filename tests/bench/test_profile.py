@@ -57,3 +57,40 @@ def test_on_an_accelerator_only_device_kernels_count(tmp_path):
     ("convert_fusion", "fusion"), ("rng-bit-generator", "other")])
 def test_categories_by_name(name, kind):
     assert category(name) == kind
+
+
+def test_with_the_program_ops_are_named_by_pass_and_module(tmp_path):
+    """Two GPU kernels of one HLO fusion count as that fusion; the program says what it is."""
+    from t2t.bench.hlo_ops import HloOp
+    from t2t.bench.profile import OUTSIDE, profile_table
+
+    def kernel(name, op, ts, dur, run):
+        return {"pid": 2, "tid": 1, "name": name, "ts": ts, "dur": dur,
+                "args": {"hlo_op": op, "hlo_module": "jit_train_step", "run_id": run}}
+
+    path = _trace(tmp_path, [
+        kernel("sm90_xmma_gemm", "fusion.7", 0.0, 300.0, "a"),
+        kernel("cutlass_splitk_reduce", "fusion.7", 300.0, 100.0, "a"),
+        kernel("loop_multiply_fusion", "fusion.9", 400.0, 100.0, "a"),
+        kernel("sm90_xmma_gemm", "fusion.7", 1000.0, 300.0, "b"),
+        kernel("cutlass_splitk_reduce", "fusion.7", 1300.0, 100.0, "b"),
+        kernel("loop_multiply_fusion", "fusion.9", 1400.0, 100.0, "b"),
+        {"pid": 2, "tid": 1, "name": "memset", "ts": 0.0, "dur": 0.0,  # another program
+         "args": {"hlo_op": "x", "hlo_module": "jit_other", "run_id": "c"}},
+    ], {2: "/device:GPU:0"}, {(2, 1): "stream 7"})
+    ops = {"fusion.7": HloOp("fusion.7", "fusion", "bf16[8,512,768]", "matmul", "backward",
+                             "decoder/layers_*/mlp/wo", "jit(step)/transpose(jvp(M))/..."),
+           "fusion.9": HloOp("fusion.9", "fusion", "f32[768]", "elementwise", "update", "",
+                             "jit(step)/mul")}
+    summary = summarize_trace(path, steps=2, ops=ops)
+    assert summary["step_ms"] == [0.5, 0.5]  # first kernel's start to last one's end, per run
+    assert summary["by_category"] == pytest.approx({"matmul": 0.8, "elementwise": 0.2})
+    assert summary["by_phase"] == pytest.approx({"backward": 0.8, "update": 0.2})
+    assert [(m["module"], m["phase"]) for m in summary["by_module"]] == [
+        ("decoder/layers_*/mlp/wo", "backward"), (OUTSIDE, "update")]
+    top = summary["top_ops"][0]
+    assert (top["name"], top["count"], top["ms_per_step"]) == ("fusion.7", 2.0, pytest.approx(0.4))
+    assert top["shape"] == "bf16[8,512,768]"
+    table = profile_table("t2t", summary)
+    assert "| `fusion.7` | backward `decoder/layers_*/mlp/wo` bf16[8,512,768] | matmul |" in table
+    assert "steps 0.50, 0.50 ms" in table and "By pass: backward 80%, update 20%" in table

@@ -6,6 +6,7 @@ results are experiments/benchmarks/train_step_cpu.{json,md}.
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,9 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys):
     assert sum(profile["by_category"].values()) == pytest.approx(1.0)
     assert str(tmp_path / "profile" / "t2t") in profile["trace"]
     assert "Where the time goes" in md.read_text()
+    # The compiled program, saved beside the trace, names every traced operation.
+    assert (Path(profile["trace"]).parent / "program.hlo.txt").is_file()
+    assert all("phase" in op for op in profile["top_ops"])
+    assert sum(profile["by_phase"].values()) == pytest.approx(1.0)
+    assert {"forward", "backward", "update"} <= set(profile["by_phase"])
+    assert len(profile["step_ms"]) == profile["steps"]
