@@ -89,10 +89,10 @@ JAX_COMPILATION_CACHE_DIR=DIR puts them elsewhere, JAX_ENABLE_COMPILATION_CACHE=
 
 
 def _train(argv: Sequence[str]) -> int:
-    from t2t.configuration import ConfigError, parse_gin, split_gin_flags
+    from t2t.configuration import parse_gin, split_gin_flags
     from t2t.training import distributed
-    from t2t.training.run_lock import RunLockedError
-    from t2t.training.trainer import DivergenceError, train
+    from t2t.training.loop import run_command
+    from t2t.training.trainer import TrainResult, train
 
     files, bindings, rest = split_gin_flags(argv)
     parser = argparse.ArgumentParser(prog="t2t train", add_help=False)
@@ -104,27 +104,18 @@ def _train(argv: Sequence[str]) -> int:
         print(f"t2t train: unrecognised arguments {unknown}. Use --gin_file=FILE and "
               f"--gin.NAME=VALUE.\n\n{USAGE}", file=sys.stderr)
         return 2
-    try:
+
+    def run() -> TrainResult:
         parse_gin(files, bindings)  # first: a bad binding fails before waiting for other hosts
         distributed.initialize(hosts.coordinator_address, hosts.num_processes, hosts.process_id)
-        result = train()
-    except (ConfigError, RunLockedError) as error:
-        print(f"t2t train: configuration error: {error}", file=sys.stderr)
-        return 2
-    except DivergenceError as error:
-        print(f"t2t train: {error}", file=sys.stderr)
-        return 1
-    if result.preempted:
-        print(f"Stopped by {result.preempted} at step {result.step}; the checkpoint in "
-              f"{result.run_dir} resumes it.")
-        return 0
-    print(f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"
-          f"Validation loss: {result.validation_loss:.4f} nats/target token"
-          + (f" (initial {result.initial_validation_loss:.4f})"
-             if result.initial_validation_loss is not None else "")
-          + f"\nUnigram entropy of the corpus: {result.unigram_entropy:.4f} nats/token")
-    return 0
+        return train()
 
+    return run_command("t2t train", run, lambda result: (
+        f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"
+        f"Validation loss: {result.validation_loss:.4f} nats/target token"
+        + (f" (initial {result.initial_validation_loss:.4f})"
+           if result.initial_validation_loss is not None else "")
+        + f"\nUnigram entropy of the corpus: {result.unigram_entropy:.4f} nats/token"))
 
 def _compile_only(argv: Sequence[str]) -> int:
     import json

@@ -53,6 +53,7 @@ from t2t.interop.layout import relayout, unscan
 from t2t.models.config import TransformerConfig
 from t2t.training import initial_checkpoint, trainer
 from t2t.training.checkpointing import Checkpointer
+from t2t.training.loop import TrainLoop, check_nan_policy, guarded_update, run_command
 from t2t.training.losses import (HEAD_TARGETS, loss_normalizers, model_loss, per_token_metrics,
                                  primary_head)
 from t2t.training.metrics import MetricsWriter
@@ -274,8 +275,8 @@ def make_distill_step(student: nn.Module, teacher: nn.Module, tx: optax.Gradient
                                     tuple[trainer.TrainState, dict]]:
     """One optimizer step of the student: (state, teacher params, batch) -> (state, metrics).
 
-    `tx` should skip non-finite updates (`optax.apply_if_finite`); the metrics carry what the
-    trainer's divergence check reads (`nonfinite`, `grad_norm`, `update_norm`).
+    A non-finite step is not applied (`t2t.training.loop.guarded_update`); the metrics carry
+    what the loop's divergence check reads (`nonfinite`, `grad_norm`, `update_norm`).
     """
     _, segment_ids = hidden_source(student.config)
 
@@ -289,18 +290,31 @@ def make_distill_step(student: nn.Module, teacher: nn.Module, tx: optax.Gradient
         # Dropout masks are a function of (seed, step), as in the trainer: resuming redraws them.
         rng = jax.random.fold_in(jax.random.key(seed), state.step)
         (_, terms), grads = grad_fn(state.params, teacher_params, batch, rng)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        grad_norm = optax.tree.norm(grads)
-        new_state = state.replace(step=state.step + 1, opt_state=opt_state,
-                                  params=optax.apply_updates(state.params, updates))
-        return new_state, {**terms, "grad_norm": grad_norm, "update_norm": optax.tree.norm(updates),
-                           "nonfinite": 1.0 - jnp.isfinite(grad_norm).astype(jnp.float32)}
+        new_state, guard = guarded_update(state, grads, terms, tx)
+        return new_state, {**terms, **guard}
 
     return step
 
 
 # ---------------------------------------------------------------------------------------------
 # The run.
+
+
+class _DistillLoop(TrainLoop):
+    """`distill`'s loop: records add the distillation terms; log lines name them."""
+
+    def record(self, summed: dict[str, float], steps: int, step: int, step_time: float
+               ) -> dict[str, float]:
+        return {**per_token_metrics(summed), **{k: summed[k] / steps for k in _MEAN_TERMS}}
+
+    def describe(self, record: Mapping[str, float]) -> str:
+        return (f"distillation loss {record['distill_loss']:.4f} (soft {record['soft_loss']:.4f}, "
+                f"hard {record['loss']:.4f}, cosine {record['cosine_loss']:.4f}), "
+                f"{record['step_time']:.3f} s/step")
+
+    def describe_eval(self, metrics: Mapping[str, float]) -> str:
+        return (f"student validation loss {metrics['loss']:.4f}, "
+                f"accuracy {metrics['accuracy']:.3f}")
 
 
 def teacher_config(path: str | Path) -> TransformerConfig:
@@ -363,8 +377,7 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
         config = trainer.resolve_vocab_size(s["model"], vocab)
         teacher_cfg = teacher_config(teacher)
         check_compatible(teacher_cfg, config, same_width=init_from_teacher or alpha_cos > 0)
-        if s["nan_policy"] not in ("stop", "skip"):
-            raise ValueError(f"train.nan_policy must be 'stop' or 'skip', got {s['nan_policy']!r}.")
+        check_nan_policy(s["nan_policy"])
         partitioner = partitioner or make_partitioner()
         partitioner.check_batch_size(s["batch_size"])
         converter = trainer.make_converter(config, s["task_feature_lengths"])
@@ -372,10 +385,7 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from error
     batch_size, steps = s["batch_size"], s["train_steps"]
-    # apply_if_finite skips every non-finite update (it never gives up: int32 max), so neither
-    # parameters nor moments are poisoned; the host's divergence check decides whether to stop.
-    tx = optax.apply_if_finite(s["optimizer"](learning_rate=s["learning_rate"]),
-                               max_consecutive_errors=np.iinfo(np.int32).max)
+    tx = s["optimizer"](learning_rate=s["learning_rate"])
     student = trainer.ShardedModel(config, tx, partitioner, converter, batch_size, s["z_loss"],
                                    s["seed"])
     frozen = trainer.ShardedModel(teacher_cfg, optax.identity(), partitioner, converter,
@@ -451,61 +461,33 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
         return per_token_metrics(totals)
 
     writer = MetricsWriter(run_dir, enabled=chief)
-    initial = last_eval = None
-    if start == 0:
-        initial = last_eval = evaluate(state.params)
-        writer.write(0, initial, split="validation")
-        log.info("Step 0: student validation loss %.4f", initial["loss"])
-    pending, skipped, step = [], 0, start
-    guard = trainer.PreemptionGuard()
+
+    def step(state: trainer.TrainState, batch: Batch):
+        with student.context():
+            return step_fn(state, teacher_params, partitioner.shard_batch(batch))
+
+    loop = _DistillLoop(step, pipeline, checkpointer, writer, evaluate, train_steps=steps,
+                        log_every=s["log_every"], eval_every=s["eval_every"],
+                        nan_policy=s["nan_policy"], max_skipped_steps=s["max_skipped_steps"],
+                        show_progress=chief, learning_rate=s["learning_rate"],
+                        tokens_per_step=batch_size * sum(s["task_feature_lengths"].values()))
     try:
-        while step < steps and not guard.signal:
-            with student.context():
-                state, metrics = step_fn(state, teacher_params,
-                                         partitioner.shard_batch(next(pipeline)))
-            step += 1
-            pending.append(metrics)
-            if checkpointer.should_save(step):
-                checkpointer.save(step, state, pipeline.get_state())
-            if step % s["log_every"] == 0 or step == steps:
-                fetched = jax.device_get(pending)
-                skipped += trainer.check_divergence(fetched, step - len(fetched) + 1,
-                                                     s["nan_policy"], skipped,
-                                                     s["max_skipped_steps"], checkpointer)
-                summed = jax.tree.map(lambda *xs: float(np.sum(xs)), *fetched)
-                record = {**per_token_metrics(summed),
-                          **{k: summed[k] / len(fetched)
-                             for k in (*_MEAN_TERMS, "grad_norm", "update_norm")},
-                          "skipped_steps": skipped}
-                writer.write(step, record)
-                log.info("Step %d: distillation loss %.4f (soft %.4f, hard %.4f, cosine %.4f)",
-                         step, record["distill_loss"], record["soft_loss"], record["loss"],
-                         record["cosine_loss"])
-                pending = []
-            if step % s["eval_every"] == 0 or step == steps:
-                last_eval = evaluate(state.params)
-                writer.write(step, last_eval, split="validation")
-                log.info("Step %d: student validation loss %.4f, accuracy %.3f", step,
-                         last_eval["loss"], last_eval["accuracy"])
-        if checkpointer.latest_step() != step:
-            checkpointer.save(step, state, pipeline.get_state(), force=True)
+        result = loop.run(state, start)
     finally:
-        guard.restore()
         checkpointer.close()
         writer.close()
         if lock is not None:
             lock.release()
-    if last_eval is None:
-        last_eval = evaluate(state.params)
-    return trainer.TrainResult(run_dir, step, last_eval["loss"],
-                               None if initial is None else initial["loss"], unigram_entropy,
-                               guard.signal)
+    return trainer.TrainResult(
+        run_dir, result.step,
+        float("nan") if result.last_eval is None else result.last_eval["loss"],
+        None if result.initial_eval is None else result.initial_eval["loss"], unigram_entropy,
+        result.preempted)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`t2t distill [--gin_file=FILE]... [--gin.NAME=VALUE]...` (see the module docstring)."""
     from t2t.configuration import parse_gin, split_gin_flags
-    from t2t.training.run_lock import RunLockedError
 
     files, bindings, rest = split_gin_flags(sys.argv[1:] if argv is None else argv)
     if rest or not files:
@@ -514,23 +496,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               + (f"\nt2t distill: unrecognised arguments {rest}." if rest else ""),
               file=sys.stderr)
         return 2
-    try:
-        parse_gin(files, bindings)
-        result = distill()
-    except (ConfigError, RunLockedError) as error:
-        print(f"t2t distill: configuration error: {error}", file=sys.stderr)
-        return 2
-    except trainer.DivergenceError as error:
-        print(f"t2t distill: {error}", file=sys.stderr)
-        return 1
-    if result.preempted:
-        print(f"Stopped by {result.preempted} at step {result.step}; the same command resumes "
-              f"from the checkpoint in {result.run_dir}.")
-    else:
-        print(f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"
-              f"Student validation loss: {result.validation_loss:.4f} nats/target token")
-    return 0
 
+    def run() -> trainer.TrainResult:
+        parse_gin(files, bindings)
+        return distill()
+
+    return run_command("t2t distill", run, lambda result: (
+        f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"
+        f"Student validation loss: {result.validation_loss:.4f} nats/target token"))
 
 if __name__ == "__main__":
     sys.exit(main())

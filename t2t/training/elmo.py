@@ -10,10 +10,12 @@ the same tokens in the same order for a given seed); ELMo reads the whole packed
 built once from the vocabulary. The loss is the mean of the two directions' per-token
 cross-entropies (plus z-loss), as the paper's "average of the forward and backward perplexities".
 
-Reused from the trainer: `data_pipeline`, the optimizers and schedules, `Checkpointer` (train state
-and data position together, so a run resumes exactly), `MetricsWriter`, the partitioner (data
-parallel; the LSTM's parameters are small and replicated) and the loss terms of
-`t2t.training.losses`. `train_elmo` is `t2t train-elmo`; every argument is a gin binding.
+Reused from the trainer: `data_pipeline`, the optimizers and schedules, the training loop
+(`t2t.training.loop`: checkpoints of train state and data position together, so a run resumes
+exactly, also after SIGTERM; non-finite steps skipped or stopped on; metrics, evaluation and a
+progress bar), the partitioner (data parallel; the LSTM's parameters are small and replicated)
+and the loss terms of `t2t.training.losses`. `train_elmo` is `t2t train-elmo`; every argument is
+a gin binding.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from t2t.data.vocab import Vocabulary, default_vocabulary
 from t2t.models.elmo import Elmo, ElmoConfig, bidirectional_lm_targets, character_table
 from t2t.training import initial_checkpoint
 from t2t.training.checkpointing import Checkpointer
+from t2t.training.loop import TrainLoop, check_nan_policy, guarded_update, run_command
 from t2t.training.losses import cross_entropy_with_z_loss, per_token_metrics
 from t2t.training.metrics import MetricsWriter
 from t2t.training.partitioning import Partitioner, make_partitioner
@@ -60,8 +63,9 @@ class ElmoResult:
 
     run_dir: Path
     step: int
-    validation_loss: float
+    validation_loss: float  # nan when preempted
     initial_validation_loss: float | None
+    preempted: str | None = None  # the signal that stopped the run early, if one did
 
 
 def elmo_batch(batch: Mapping[str, np.ndarray], table: np.ndarray) -> dict[str, np.ndarray]:
@@ -102,16 +106,15 @@ def summarize(terms: Mapping[str, float]) -> dict[str, float]:
 
 def make_elmo_train_step(model: Elmo, tx: optax.GradientTransformation, z_loss: float, seed: int
                          ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
-    """One optimizer step; dropout draws from (seed, step), so a resumed run draws the same masks."""
+    """One optimizer step (not applied if it is not finite: `guarded_update`); dropout draws from
+    (seed, step), so a resumed run draws the same masks."""
     grad_fn = jax.value_and_grad(lambda p, b, rng: lm_terms(model, p, b, z_loss, rng), has_aux=True)
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         rng = jax.random.fold_in(jax.random.key(seed), state.step)
         (_, terms), grads = grad_fn(state.params, batch, rng)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return (state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              opt_state=opt_state),
-                {**terms, "grad_norm": optax.tree.norm(grads)})
+        new_state, guard = guarded_update(state, grads, terms, tx)
+        return new_state, {**terms, **guard}
 
     return train_step
 
@@ -145,6 +148,18 @@ def load_elmo(run_dir: str | Path) -> tuple[ElmoConfig, Vocabulary, Any]:
     return config, _vocabulary(saved["vocabulary"], saved["vocabulary_extra_ids"]), params
 
 
+class _ElmoLoop(TrainLoop):
+    """`train_elmo`'s loop: records and log lines hold each direction's loss."""
+
+    def record(self, summed: dict[str, float], steps: int, step: int, step_time: float
+               ) -> dict[str, float]:
+        return summarize(summed)
+
+    def describe(self, record: Mapping[str, float]) -> str:
+        return (f"loss {record['loss']:.4f} (forward {record['forward_loss']:.4f}, backward "
+                f"{record['backward_loss']:.4f}), {record['step_time']:.3f} s/step")
+
+
 @gin.configurable(denylist=["partitioner"])
 def train_elmo(
     model_dir: str | None = None,
@@ -166,6 +181,8 @@ def train_elmo(
     checkpoint_every: int = 100,
     keep_checkpoints: int = 2,
     cache_dir: str | None = None,
+    nan_policy: str = "stop",
+    max_skipped_steps: int = 10,
     partitioner: Partitioner | None = None,
 ) -> ElmoResult:
     """Pretrain an ELMo biLM; resumes from the latest checkpoint in `model_dir` if there is one.
@@ -182,6 +199,8 @@ def train_elmo(
       log_every, eval_every, checkpoint_every: intervals in steps.
       eval_batches: validation batches per evaluation (a fixed set).
       keep_checkpoints: how many recent checkpoints to keep.
+      nan_policy, max_skipped_steps: as `train`: a non-finite step is never applied; "stop" ends
+        the run naming it, "skip" goes on for up to `max_skipped_steps` of them.
       partitioner: mesh; default `make_partitioner()` (data parallel).
     """
     try:
@@ -191,6 +210,7 @@ def train_elmo(
         table = character_table(vocab, config.vocab_size, config.max_characters)
         partitioner = partitioner or make_partitioner()
         partitioner.check_batch_size(batch_size)
+        check_nan_policy(nan_policy)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from error
     run_dir = Path(model_dir) if model_dir else Path("runs") / time.strftime("elmo-%Y%m%d-%H%M%S")
@@ -244,46 +264,20 @@ def train_elmo(
         return summarize(jax.tree.map(lambda *xs: float(np.sum(xs)), *jax.device_get(terms)))
 
     writer = MetricsWriter(run_dir)
-    schedule = learning_rate if callable(learning_rate) else (lambda _: learning_rate)
-    tokens_per_step = batch_size * sequence_length
-    initial_eval = last_eval = None
-    if start_step == 0:
-        initial_eval = last_eval = evaluate(state.params)
-        writer.write(0, initial_eval, split="validation")
-        log.info("Step 0: validation loss %.4f", initial_eval["loss"])
-    pending, last_time, step = [], time.perf_counter(), start_step
+    loop = _ElmoLoop(lambda state, batch: train_step(state, shard(batch)), pipeline, checkpointer,
+                     writer, evaluate, train_steps=train_steps, log_every=log_every,
+                     eval_every=eval_every, nan_policy=nan_policy,
+                     max_skipped_steps=max_skipped_steps, learning_rate=learning_rate,
+                     tokens_per_step=batch_size * sequence_length)
     try:
-        while step < train_steps:
-            state, terms = train_step(state, shard(next(pipeline)))
-            step += 1
-            pending.append(terms)
-            if checkpointer.should_save(step):
-                checkpointer.save(step, state, pipeline.get_state())
-            if step % log_every == 0 or step == train_steps:
-                fetched = jax.device_get(pending)
-                step_time = (time.perf_counter() - last_time) / len(fetched)
-                summed = jax.tree.map(lambda *xs: float(np.sum(xs)), *fetched)
-                record = {**summarize(summed), "grad_norm": summed["grad_norm"] / len(fetched),
-                          "learning_rate": float(schedule(step - 1)), "step_time": step_time,
-                          "tokens_per_second": tokens_per_step / step_time}
-                writer.write(step, record)
-                log.info("Step %d: loss %.4f (forward %.4f, backward %.4f), %.3f s/step", step,
-                         record["loss"], record["forward_loss"], record["backward_loss"], step_time)
-                pending, last_time = [], time.perf_counter()
-            if step % eval_every == 0 or step == train_steps:
-                last_eval = evaluate(state.params)
-                writer.write(step, last_eval, split="validation")
-                log.info("Step %d: validation loss %.4f", step, last_eval["loss"])
-                last_time = time.perf_counter()
-        if checkpointer.latest_step() != step:
-            checkpointer.save(step, state, pipeline.get_state(), force=True)
+        result = loop.run(state, start_step)
     finally:
         checkpointer.close()
         writer.close()
-    if last_eval is None:  # resumed at or past train_steps
-        last_eval = evaluate(state.params)
-    return ElmoResult(run_dir, step, last_eval["loss"],
-                      None if initial_eval is None else initial_eval["loss"])
+    return ElmoResult(run_dir, result.step,
+                      float("nan") if result.last_eval is None else result.last_eval["loss"],
+                      None if result.initial_eval is None else result.initial_eval["loss"],
+                      result.preempted)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,14 +288,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gin_file", action="append", default=[],
                         help="repeatable; e.g. experiments/elmo_tiny_lm.gin")
     files = parser.parse_args([a for a in args if not a.startswith("--gin.")]).gin_file
-    try:
+
+    def run() -> ElmoResult:
         parse_gin(files or ["experiments/elmo_tiny_lm.gin"], bindings)
-        result = train_elmo()
-    except ConfigError as error:
-        print(f"t2t train-elmo: configuration error: {error}", file=sys.stderr)
-        return 2
-    print(f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"
-          f"Validation loss: {result.validation_loss:.4f} nats/token (mean of both directions)"
-          + (f", initial {result.initial_validation_loss:.4f}"
-             if result.initial_validation_loss is not None else ""))
-    return 0
+        return train_elmo()
+
+    return run_command("t2t train-elmo", run, lambda result: (
+        f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"
+        f"Validation loss: {result.validation_loss:.4f} nats/token (mean of both directions)"
+        + (f", initial {result.initial_validation_loss:.4f}"
+           if result.initial_validation_loss is not None else "")))

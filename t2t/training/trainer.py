@@ -1,4 +1,5 @@
-"""The training loop: state, sharded train/eval steps, metrics, evaluation and checkpoints.
+"""`t2t train`: the train state, the sharded train and eval steps, and a run's setup (data,
+model, resume or fine-tuning start) around the shared loop of `t2t.training.loop`.
 
     text source ─► vocabulary ─► objective ─► packed batches ─► train_step (jit, sharded) ─► metrics
                                                      └──── data state ──► checkpoint ◄── train state
@@ -15,8 +16,6 @@ import json
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -40,6 +39,7 @@ from t2t.models.families import build_model
 from t2t.models.flops import flops_per_example
 from t2t.training import initial_checkpoint
 from t2t.training.checkpointing import Checkpointer
+from t2t.training.loop import TrainLoop, check_nan_policy, guarded_update
 from t2t.training.losses import loss_normalizers, model_loss, per_token_metrics
 from t2t.training.metrics import MetricsWriter
 from t2t.training.partitioning import Partitioner, make_partitioner
@@ -126,21 +126,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, z_loss: 
             (terms, grads), _ = jax.lax.scan(
                 accumulate, zeros,
                 (jnp.arange(microbatches), _split_microbatches(batch, microbatches)))
-        grad_norm = optax.tree.norm(grads)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        # A step whose loss or gradients are not finite is not applied, so neither the parameters
-        # nor the optimizer's moments are poisoned; the host decides whether to stop or go on.
-        update_norm = optax.tree.norm(updates)
-        finite = (jnp.isfinite(grad_norm) & jnp.isfinite(update_norm)
-                  & jnp.all(jnp.array([jnp.isfinite(v) for k, v in terms.items()
-                                       if k.endswith("cross_entropy")])))
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
-        new_state = state.replace(step=state.step + 1,
-                                  params=keep(optax.apply_updates(state.params, updates),
-                                              state.params),
-                                  opt_state=keep(opt_state, state.opt_state))
-        return new_state, {**terms, "grad_norm": grad_norm, "update_norm": update_norm,
-                           "nonfinite": 1.0 - finite.astype(jnp.float32)}
+        new_state, guard = guarded_update(state, grads, terms, tx)
+        return new_state, {**terms, **guard}
 
     return train_step
 
@@ -300,52 +287,6 @@ def check_objective_fits_family(objective: Any, config: TransformerConfig) -> No
             f"roberta_mlm) with encoder-only models and a text-to-text one otherwise.")
 
 
-class DivergenceError(RuntimeError):
-    """Training produced a non-finite loss or gradient and was told to stop."""
-
-
-def check_divergence(fetched: list[dict], first_step: int, nan_policy: str, skipped: int,
-                      max_skipped: int, checkpointer: Checkpointer) -> int:
-    """Skipped (non-finite) steps among `fetched` metrics; raises when the policy says stop."""
-    bad = [i for i, m in enumerate(fetched) if m["nonfinite"]]
-    if not bad:
-        return 0
-    metrics = fetched[bad[0]]
-    what, value = next((name, metrics[key]) for name, key in
-                       (("loss", "cross_entropy"), ("gradient norm", "grad_norm"),
-                        ("update norm", "update_norm")) if not np.isfinite(metrics[key]))
-    step = first_step + bad[0]
-    if nan_policy == "skip" and skipped + len(bad) <= max_skipped:
-        log.warning("Skipped %d step(s) with a non-finite %s, first at step %d (%d skipped so "
-                    "far, at most %d).", len(bad), what, step, skipped + len(bad), max_skipped)
-        return len(bad)
-    checkpointer.wait()
-    reason = (f"more than train.max_skipped_steps={max_skipped} steps were skipped"
-              if nan_policy == "skip" else "train.nan_policy='stop'")
-    raise DivergenceError(
-        f"Training diverged: the {what} is {value} at step {step}, and {reason}. That update was not applied; the last good checkpoint is "
-        f"step {checkpointer.latest_step()} in {checkpointer.directory}. Lower the learning rate, "
-        f"or set --gin.train.nan_policy='skip' to skip such steps.")
-
-
-class PreemptionGuard:
-    """Turns SIGTERM and SIGINT into a request to checkpoint and stop at the next step boundary."""
-
-    def __init__(self) -> None:
-        self.signal: str | None = None
-        self._previous = {}
-        if threading.current_thread() is threading.main_thread():  # signals need the main thread
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame) -> None:
-        self.signal = signal.Signals(signum).name
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def check_same_model(run_dir: Path, config: TransformerConfig, resuming: bool,
                       write: bool) -> None:
     """Refuse to resume a run whose model configuration differs from the one that wrote it."""
@@ -383,6 +324,38 @@ def setup_logging(run_dir: Path | None) -> None:
     for handler in handlers:
         handler.setFormatter(fmt)
         log.addHandler(handler)
+
+
+class _PretrainLoop(TrainLoop):
+    """`train`'s loop: records add MFU and padding; evaluations the corpus's unigram entropy."""
+
+    def __init__(self, *args, flops_per_step: float, peak_flops: float, unigram_entropy: float,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.flops_per_step, self.peak_flops = flops_per_step, peak_flops
+        self.unigram_entropy = unigram_entropy
+        self.padding = 0.0  # summed over the steps since the last record
+
+    def on_batch(self, batch: Mapping[str, np.ndarray]) -> None:
+        self.padding += float(np.mean([np.mean(v == 0) for k, v in batch.items()
+                                       if k.endswith("segment_ids")]))
+
+    def record(self, summed: dict[str, float], steps: int, step: int, step_time: float
+               ) -> dict[str, float]:
+        padding, self.padding = self.padding / steps, 0.0
+        return {**per_token_metrics(summed),
+                "mfu": self.flops_per_step / step_time / self.peak_flops,
+                "padding_fraction": padding}
+
+    def describe(self, record: Mapping[str, float]) -> str:
+        return (f"loss {record['loss']:.4f}, accuracy {record['accuracy']:.3f}, "
+                f"lr {record['learning_rate']:.3g}, grad norm {record['grad_norm']:.3f}, "
+                f"{record['step_time']:.3f} s/step, {record['tokens_per_second']:.0f} tokens/s, "
+                f"MFU {100 * record['mfu']:.1f}%")
+
+    def describe_eval(self, metrics: Mapping[str, float]) -> str:
+        return (f"validation loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.3f} "
+                f"(unigram entropy {self.unigram_entropy:.4f})")
 
 
 @gin.configurable(denylist=["partitioner", "compile_only"])
@@ -467,8 +440,7 @@ def train(
                 f"{type(objective).__name__} writes sentinel or mask ids above the vocabulary's "
                 f"pieces. Give it T5's 100 extra ids (--gin.train.vocabulary_extra_ids=100) or use "
                 f"an objective without sentinels (lm, prefix_lm, iid_15_d_d, all_permute).")
-        if nan_policy not in ("stop", "skip"):
-            raise ValueError(f"train.nan_policy must be 'stop' or 'skip', got {nan_policy!r}.")
+        check_nan_policy(nan_policy)
         config = resolve_vocab_size(model, vocab)
         raw_length = objective.raw_length(task_feature_lengths)
         partitioner = partitioner or make_partitioner()
@@ -556,96 +528,28 @@ def train(
         return per_token_metrics(totals)
 
     writer = MetricsWriter(run_dir, enabled=chief)
-    flops_per_step = batch_size * flops_per_example(config, task_feature_lengths).training
-    tokens_per_step = batch_size * sum(task_feature_lengths.values())
     devices = partitioner.mesh.devices.size
     # A CPU host is one compute unit however many fake devices it is split into.
     peak = peak_flops_per_device() * (1 if jax.devices()[0].platform == "cpu" else devices)
-    schedule = learning_rate if callable(learning_rate) else (lambda _: learning_rate)
-
-    initial_eval = None
-    if start_step == 0:
-        initial_eval = evaluate(state.params)
-        writer.write(0, initial_eval, split="validation")
-        log.info("Step 0: validation loss %.4f (unigram entropy %.4f)", initial_eval["loss"],
-                 unigram_entropy)
-
-    progress = tqdm(total=train_steps, initial=start_step, desc="train", unit="step",
-                    dynamic_ncols=True, disable=None if chief else True)
-    pending: list[dict] = []
-    padding = 0.0
-    skipped = 0
-    last_time = time.perf_counter()
-    last_eval = initial_eval
-    step = start_step
-    preemption = PreemptionGuard()
+    loop = _PretrainLoop(
+        lambda state, batch: train_step(state, partitioner.shard_batch(batch)), pipeline,
+        checkpointer, writer, evaluate, train_steps=train_steps, log_every=log_every,
+        eval_every=eval_every, nan_policy=nan_policy, max_skipped_steps=max_skipped_steps,
+        show_progress=chief, learning_rate=learning_rate,
+        tokens_per_step=batch_size * sum(task_feature_lengths.values()),
+        flops_per_step=batch_size * flops_per_example(config, task_feature_lengths).training,
+        peak_flops=peak, unigram_entropy=unigram_entropy)
     try:
-        while step < train_steps:
-            if preemption.signal:
-                if checkpointer.latest_step() != step:
-                    checkpointer.save(step, state, pipeline.get_state(), force=True)
-                checkpointer.wait()
-                log.info("Received %s at step %d: saved a checkpoint with the data position in "
-                         "%s. Run the same command to resume.", preemption.signal, step,
-                         checkpointer.directory)
-                return TrainResult(run_dir, step, float("nan"),
-                                   None if initial_eval is None else initial_eval["loss"],
-                                   unigram_entropy, preempted=preemption.signal)
-            batch = next(pipeline)
-            padding += float(np.mean([np.mean(v == 0) for k, v in batch.items()
-                                      if k.endswith("segment_ids")]))
-            state, metrics = train_step(state, partitioner.shard_batch(batch))
-            step += 1
-            pending.append(metrics)
-            # Ask first: the data state of a multi-host pipeline is an all-gather across hosts.
-            if checkpointer.should_save(step):
-                checkpointer.save(step, state, pipeline.get_state())
-            progress.update(1)
-            if step % log_every == 0 or step == train_steps:
-                fetched = jax.device_get(pending)  # blocks until the steps have really run
-                elapsed = time.perf_counter() - last_time
-                skipped += check_divergence(fetched, step - len(fetched) + 1, nan_policy,
-                                             skipped, max_skipped_steps, checkpointer)
-                summed = jax.tree.map(lambda *xs: float(np.sum(xs)), *fetched)
-                n = len(pending)
-                step_time = elapsed / n
-                record = {
-                    **per_token_metrics(summed),
-                    "grad_norm": summed["grad_norm"] / n,
-                    "update_norm": summed["update_norm"] / n,
-                    "learning_rate": float(schedule(step - 1)),
-                    "step_time": step_time,
-                    "tokens_per_second": tokens_per_step / step_time,
-                    "mfu": flops_per_step / step_time / peak,
-                    "padding_fraction": padding / n,
-                    "skipped_steps": skipped,
-                }
-                writer.write(step, record)
-                log.info("Step %d: loss %.4f, accuracy %.3f, lr %.3g, grad norm %.3f, %.3f s/step, "
-                         "%.0f tokens/s, MFU %.1f%%", step, record["loss"], record["accuracy"],
-                         record["learning_rate"], record["grad_norm"], step_time,
-                         record["tokens_per_second"], 100 * record["mfu"])
-                progress.set_postfix(loss=f"{record['loss']:.3f}", mfu=f"{record['mfu']:.2f}")
-                pending, padding, last_time = [], 0.0, time.perf_counter()
-            if step % eval_every == 0 or step == train_steps:
-                last_eval = evaluate(state.params)
-                writer.write(step, last_eval, split="validation")
-                log.info("Step %d: validation loss %.4f, accuracy %.3f (unigram entropy %.4f)",
-                         step, last_eval["loss"], last_eval["accuracy"], unigram_entropy)
-                last_time = time.perf_counter()  # keep evaluation out of the step time
-        if checkpointer.latest_step() != step:
-            checkpointer.save(step, state, pipeline.get_state(), force=True)
+        result = loop.run(state, start_step)
     finally:
-        preemption.restore()
-        progress.close()
         checkpointer.close()
         writer.close()
         if lock is not None:
             lock.release()
-
-    if last_eval is None:  # resumed at or past train_steps: nothing trained, still report
-        last_eval = evaluate(state.params)
+    initial = None if result.initial_eval is None else result.initial_eval["loss"]
+    if result.preempted:
+        return TrainResult(run_dir, result.step, float("nan"), initial, unigram_entropy,
+                           preempted=result.preempted)
     log.info("Done at step %d. Validation loss %.4f nats/target token; unigram entropy of the "
-             "corpus %.4f nats/token.", step, last_eval["loss"], unigram_entropy)
-    return TrainResult(run_dir, step, last_eval["loss"],
-                       None if initial_eval is None else initial_eval["loss"], unigram_entropy)
+             "corpus %.4f nats/token.", result.step, result.last_eval["loss"], unigram_entropy)
+    return TrainResult(run_dir, result.step, result.last_eval["loss"], initial, unigram_entropy)

@@ -15,7 +15,8 @@ from t2t.configuration import ConfigError, parse_gin
 from t2t.training import preemption_stress
 from t2t.training.checkpointing import Checkpointer
 from t2t.training.run_lock import RunLock, RunLockedError
-from t2t.training.trainer import DivergenceError, train
+from t2t.training.loop import DivergenceError
+from t2t.training.trainer import train
 
 SMALL = preemption_stress.SMALL_RUN
 

@@ -4,6 +4,7 @@ t2t/evaluation/features.py on that run and on synthetic features."""
 
 import json
 import math
+import re
 
 import jax
 import numpy as np
@@ -97,3 +98,14 @@ def test_evaluate_features_on_a_tiny_topic_suite(tmp_path):
     assert result["test_accuracy"] == 1.0
     assert result["train_examples"] == 40 and result["test_examples"] == 12
     assert np.isclose(result["majority_baseline"], 4 / 12)
+
+
+def test_a_diverging_run_stops_naming_the_step(tmp_path, monkeypatch, capsys):
+    """The shared loop's guard: an infinite peak learning rate makes the first update non-finite
+    (0 x inf at the warmup's start); the run stops at the first logging step and says so."""
+    monkeypatch.setenv("T2T_CACHE_DIR", str(tmp_path / "cache"))
+    code = main(["--gin_file=experiments/elmo_tiny_lm.gin", *NARROW,
+                 "--gin.warmup_cosine_schedule.peak=1e999",
+                 f"--gin.MODEL_DIR='{tmp_path / 'run'}'"])
+    assert code == 1
+    assert re.search(r"the update norm is (nan|inf) at step 1\b", capsys.readouterr().err)
