@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from t2t.configuration import ConfigError
 from t2t.decoding.adapter import make_decoder
 from t2t.decoding.run_dir import TrainedRun
 from t2t.decoding.sampling import sample
@@ -48,6 +49,7 @@ from t2t.rlhf.scalar_model import ScalarHeadModel
 from t2t.rlhf.sequences import (QueryResponse, at_slots, encode_texts, query_response,
                                  token_log_probs)
 from t2t.training.metrics import MetricsWriter
+from t2t.training.partitioning import Partitioner, make_partitioner
 
 Array = jax.Array
 Params = dict[str, Any]  # {"policy": DecoderOnly params, "value": ScalarHeadModel params}
@@ -104,11 +106,24 @@ def _policy_and_values(models: Models, params: Params, batch: QueryResponse,
     return token_log_probs(logits, batch, responses), values * batch.response_mask
 
 
-def make_rollout(models: Models, hp: PPOHyperparameters) -> Callable:
-    """Jitted (params, reference, reward_params, queries [n, m], rng, kl_coef) -> (Rollout,
-    stats)."""
+def _jit(fn: Callable, partitioner: Partitioner | None, in_batch: Sequence[bool],
+         out_shardings: Callable[[Any, Any], Any]) -> Callable:
+    """`fn` jitted; with a `partitioner`, data parallel: the arguments flagged in `in_batch` (and
+    the outputs that `out_shardings(batch, replicated)` says) split over the batch axes, the rest
+    (parameters, optimizer state, scalars) replicated. GSPMD adds the gradients' all-reduce and
+    the cross-batch reductions (advantage whitening, means)."""
+    if partitioner is None:
+        return jax.jit(fn)
+    batch, replicated = partitioner.sharding(("batch", None)), partitioner.replicated
+    return jax.jit(fn, in_shardings=tuple(batch if b else replicated for b in in_batch),
+                   out_shardings=out_shardings(batch, replicated))
 
-    @jax.jit
+
+def make_rollout(models: Models, hp: PPOHyperparameters,
+                 partitioner: Partitioner | None = None) -> Callable:
+    """Jitted (params, reference, reward_params, queries [n, m], rng, kl_coef) -> (Rollout,
+    stats); with a `partitioner` the queries and the rollout are split over its batch axes."""
+
     def rollout(params: Params, reference: Any, reward_params: Any, queries: Array, rng: Array,
                 kl_coef: Array) -> tuple[Rollout, dict[str, Array]]:
         decoder = make_decoder(models.policy, params["policy"], hp.response_length)
@@ -130,13 +145,15 @@ def make_rollout(models: Models, hp: PPOHyperparameters) -> Callable:
         return Rollout(queries, responses, log_probs, values, whiten(advantages, mask),
                        returns), stats
 
-    return rollout
+    return _jit(rollout, partitioner, (False, False, False, True, False, False),
+                lambda batch, replicated: (Rollout(*[batch] * len(Rollout._fields)), replicated))
 
 
-def make_update(models: Models, tx: optax.GradientTransformation,
-                hp: PPOHyperparameters) -> Callable:
+def make_update(models: Models, tx: optax.GradientTransformation, hp: PPOHyperparameters,
+                partitioner: Partitioner | None = None) -> Callable:
     """Jitted (params, opt_state, rollout, rng) -> (params, opt_state, mean stats): `hp.epochs`
-    shuffled passes of `hp.minibatches` minibatches, each one optimizer step."""
+    shuffled passes of `hp.minibatches` minibatches, each one optimizer step; with a
+    `partitioner` the rollout is split over its batch axes and the parameters replicated."""
 
     def loss_fn(params: Params, mb: Rollout) -> tuple[Array, dict[str, Array]]:
         batch = query_response(mb.queries, mb.responses)
@@ -149,7 +166,6 @@ def make_update(models: Models, tx: optax.GradientTransformation,
             "policy_loss": policy.loss, "value_loss": value_loss,
             "clip_fraction": policy.clip_fraction, "approx_kl": policy.approx_kl}
 
-    @jax.jit
     def update(params: Params, opt_state: Any, rollout: Rollout, rng: Array):
         n = rollout.queries.shape[0]
         if n % hp.minibatches:
@@ -169,7 +185,8 @@ def make_update(models: Models, tx: optax.GradientTransformation,
         (params, opt_state), stats = jax.lax.scan(step, (params, opt_state), indices)
         return params, opt_state, jax.tree.map(jnp.mean, stats)
 
-    return update
+    return _jit(update, partitioner, (False, False, True, False),
+                lambda batch, replicated: replicated)
 
 
 def per_network(make_tx: Callable[[], optax.GradientTransformation]
@@ -205,7 +222,7 @@ class PPOResult:
     last: dict[str, float]  # of the last rollout (after every update)
 
 
-@gin.configurable
+@gin.configurable(denylist=["partitioner"])
 def train_ppo(
     sft_run: str = gin.REQUIRED,
     reward_model: str = gin.REQUIRED,
@@ -223,6 +240,7 @@ def train_ppo(
     true_metric: Callable[[str, str], bool] | None = None,
     log_samples: int = 4,
     seed: int = 0,
+    partitioner: Partitioner | None = None,
 ) -> PPOResult:
     """PPO on the SFT run's policy against a reward model (see the module docstring).
 
@@ -242,20 +260,29 @@ def train_ppo(
         is logged as "true_metric" (the task's rule, not the reward model's opinion).
       log_samples: responses per step written to samples.jsonl.
       seed: sampling and minibatch order.
+      partitioner: the mesh; default `make_partitioner()` (gin: `make_partitioner.preset`). PPO
+        runs data parallel on it: each rollout's prompts, responses and advantages are split over
+        the batch axes, the networks and optimizer states are replicated.
     """
     out = Path(output_dir).expanduser()
     if (out / "policy").exists():
         raise FileExistsError(f"{out} already holds a PPO run; choose a new OUTPUT_DIR.")
+    partitioner = partitioner or make_partitioner()
+    try:
+        partitioner.check_batch_size(rollout_batch_size, "ROLLOUT_BATCH_SIZE")
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     run = TrainedRun.load(sft_run)
     reference, _ = run.load_params()
     rm_config, rm_params = load_reward_model(reward_model)
     models = Models(DecoderOnly(run.config), ScalarHeadModel(rm_config),
                     reward_model_score(ScalarHeadModel(rm_config)))
+    reference, rm_params = jax.device_put((reference, rm_params), partitioner.replicated)
     params = {"policy": reference, "value": rm_params}
     tx = per_network(lambda: optimizer(learning_rate=learning_rate))
-    opt_state = tx.init(params)
-    rollout_fn, update_fn = make_rollout(models, hyperparameters), make_update(models, tx,
-                                                                               hyperparameters)
+    opt_state = jax.device_put(tx.init(params), partitioner.replicated)
+    rollout_fn = make_rollout(models, hyperparameters, partitioner)
+    update_fn = make_update(models, tx, hyperparameters, partitioner)
     kl = KLController(kl_coef, kl_target, kl_horizon)
     sampler = PromptSampler(prompts.format(split="train"), run.vocabulary, query_length, seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +293,7 @@ def train_ppo(
     with open(out / "samples.jsonl", "a") as samples:
         for step in range(ppo_steps + 1):
             queries, texts = sampler(rollout_batch_size)
+            queries = partitioner.shard_batch({"queries": queries})["queries"]
             rollout, stats = rollout_fn(params, reference, rm_params, queries,
                                         jax.random.fold_in(rng, 2 * step), kl.value)
             responses = [run.vocabulary.decode(row) for row in np.asarray(rollout.responses)]

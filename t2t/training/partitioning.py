@@ -162,10 +162,11 @@ class Partitioner:
     def replicated(self) -> NamedSharding:
         return NamedSharding(self.mesh, PartitionSpec())
 
-    def check_batch_size(self, batch_size: int) -> None:
+    def check_batch_size(self, batch_size: int, name: str = "BATCH_SIZE") -> None:
+        """Refuse a global batch (the setting `name`) that the data shards cannot split evenly."""
         if batch_size % self.data_shards:
             raise ValueError(
-                f"BATCH_SIZE={batch_size} does not divide into the {self.data_shards} data shards of "
+                f"{name}={batch_size} does not divide into the {self.data_shards} data shards of "
                 f"mesh {dict(self.mesh.shape)}. Use a multiple of {self.data_shards}, or shard the "
                 f"batch over fewer devices.")
 
