@@ -48,7 +48,8 @@ from t2t.training.loop import TrainLoop, check_nan_policy, guarded_update, run_c
 from t2t.training.losses import cross_entropy_with_z_loss, per_token_metrics
 from t2t.training.metrics import MetricsWriter
 from t2t.training.partitioning import Partitioner, make_partitioner
-from t2t.training.trainer import TrainState, setup_logging
+from t2t.training.run_lock import RunLock
+from t2t.training.trainer import TrainState, check_same_settings, setup_logging
 
 log = logging.getLogger("t2t")
 
@@ -215,12 +216,9 @@ def train_elmo(
         raise ConfigError(str(error)) from error
     run_dir = Path(model_dir) if model_dir else Path("runs") / time.strftime("elmo-%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir).acquire()  # released when the loop ends
     setup_logging(run_dir)  # the trainer's: console above the progress bar, and train.log
     (run_dir / "config.gin").write_text(gin.config_str())
-    (run_dir / RUN_FILE).write_text(json.dumps(
-        {"model": dataclasses.asdict(config), "vocabulary": vocabulary,
-         "vocabulary_extra_ids": vocabulary_extra_ids, "sequence_length": sequence_length},
-        indent=2))
     cache_dir = cache_dir or os.environ.get("T2T_CACHE_DIR") or str(Path.home() / ".cache" / "t2t")
     converter = DecoderFeatureConverter({"targets": sequence_length})
     try:
@@ -243,6 +241,10 @@ def train_elmo(
 
     checkpointer = Checkpointer(run_dir / "checkpoints", checkpoint_every, keep_checkpoints)
     start_step = checkpointer.latest_step()
+    check_same_settings(run_dir / RUN_FILE, {
+        "model": dataclasses.asdict(config), "vocabulary": vocabulary,
+        "vocabulary_extra_ids": vocabulary_extra_ids, "sequence_length": sequence_length},
+        resuming=start_step is not None, write=True)
     if start_step is None:
         state, start_step = jax.jit(init, out_shardings=replicated)(jax.random.key(seed)), 0
     else:
@@ -274,6 +276,7 @@ def train_elmo(
     finally:
         checkpointer.close()
         writer.close()
+        lock.release()
     return ElmoResult(run_dir, result.step,
                       float("nan") if result.last_eval is None else result.last_eval["loss"],
                       None if result.initial_eval is None else result.initial_eval["loss"],

@@ -288,18 +288,24 @@ def check_objective_fits_family(objective: Any, config: TransformerConfig) -> No
 
 
 def check_same_model(run_dir: Path, config: TransformerConfig, resuming: bool,
-                      write: bool) -> None:
+                     write: bool) -> None:
     """Refuse to resume a run whose model configuration differs from the one that wrote it."""
-    path = run_dir / "model_config.json"
-    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, as stored
+    check_same_settings(run_dir / "model_config.json", dataclasses.asdict(config), resuming, write)
+
+
+def check_same_settings(path: Path, settings: Mapping[str, Any], resuming: bool,
+                        write: bool) -> None:
+    """Refuse to resume a run whose settings (as JSON in `path`) differ from `settings`, naming
+    each field that changed; on a fresh run (or one without the file), write them if `write`."""
+    current = json.loads(json.dumps(settings))  # tuples -> lists, as stored
     if resuming and path.exists():
         saved = json.loads(path.read_text())
         changed = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
         if changed:
             details = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             raise ConfigError(
-                f"Cannot resume {run_dir}: its checkpoints were written by a different model "
-                f"({details}). Use a new MODEL_DIR, or restore the original settings.")
+                f"Cannot resume {path.parent}: its checkpoints were written by a different model "
+                f"or settings ({details}). Use a new MODEL_DIR, or restore the original settings.")
     elif write:
         path.write_text(json.dumps(current, indent=2))
 

@@ -53,6 +53,16 @@ def test_tiny_run_learns_both_directions(run_dir):
     assert sum(x.size for x in jax.tree.leaves(params)) > 0
 
 
+def test_resuming_with_another_model_is_refused(run_dir, capsys):
+    """The run's elmo_run.json guards its checkpoints: a changed width is named, nothing runs."""
+    before = (run_dir / "elmo_run.json").read_text()
+    code = main(["--gin_file=experiments/elmo_tiny_lm.gin", *NARROW,
+                 "--gin.elmo_config.d_model=48", f"--gin.MODEL_DIR='{run_dir}'"])
+    assert code == 2
+    assert "Cannot resume" in capsys.readouterr().err
+    assert (run_dir / "elmo_run.json").read_text() == before
+
+
 def test_features_of_a_text_do_not_depend_on_its_batch(run_dir):
     features = elmo_features(run_dir, length=16, batch_size=4)
     texts = ["The president spoke to Congress.", "A", "Rivers run to the sea " * 5,
