@@ -67,20 +67,28 @@ def metric_direction(column: str, overrides: Mapping[str, str] | None = None) ->
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """One trial's metric over its seeds: mean, sample std (None below two seeds), count."""
+    """One trial's metric over its seeds (one value per seed): mean, sample std, count."""
 
-    mean: float
-    std: float | None
-    n: int
-    values: tuple[float, ...] = ()  # one per seed, for plots
+    values: tuple[float, ...]
 
     @classmethod
     def of(cls, values: Sequence[float]) -> "Cell | None":
-        if not values:
+        return cls(tuple(values)) if values else None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(self.values) / self.n
+
+    @property
+    def std(self) -> float | None:
+        """The sample standard deviation; None below two seeds."""
+        if self.n < 2:
             return None
-        n, mean = len(values), math.fsum(values) / len(values)
-        std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-        return cls(mean, std, n, tuple(values))
+        return math.sqrt(math.fsum((v - self.mean) ** 2 for v in self.values) / (self.n - 1))
 
 
 def pooled_std(cells: Sequence[Cell | None]) -> float | None:
