@@ -479,10 +479,8 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
         if lock is not None:
             lock.release()
     return trainer.TrainResult(
-        run_dir, result.step,
-        float("nan") if result.last_eval is None else result.last_eval["loss"],
-        None if result.initial_eval is None else result.initial_eval["loss"], unigram_entropy,
-        result.preempted)
+        run_dir, result.step, result.validation_loss, result.initial_validation_loss,
+        unigram_entropy, result.preempted)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

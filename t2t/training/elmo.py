@@ -277,10 +277,8 @@ def train_elmo(
         checkpointer.close()
         writer.close()
         lock.release()
-    return ElmoResult(run_dir, result.step,
-                      float("nan") if result.last_eval is None else result.last_eval["loss"],
-                      None if result.initial_eval is None else result.initial_eval["loss"],
-                      result.preempted)
+    return ElmoResult(run_dir, result.step, result.validation_loss,
+                      result.initial_validation_loss, result.preempted)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

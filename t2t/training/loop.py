@@ -8,7 +8,7 @@ What every run needs from its loop, written once:
   (``nan_policy='stop'``) or counts skipped steps up to a limit (``'skip'``).
 * **Preemption** (`PreemptionGuard`): SIGTERM or SIGINT checkpoints at the next step boundary,
   data position included, and the run returns; the same command resumes it bit-exactly.
-* **Checkpoints** every `Checkpointer.every` steps and at the end, **metrics** every `log_every`
+* **Checkpoints** on the `Checkpointer`'s interval and at the end, **metrics** every `log_every`
   steps (metrics.jsonl and TensorBoard, with a log line), **evaluation** every `eval_every` steps
   and at the start of a fresh run, and a progress bar.
 
@@ -133,6 +133,16 @@ class LoopResult:
     initial_eval: dict[str, float] | None
     last_eval: dict[str, float] | None
     preempted: str | None
+
+    @property
+    def validation_loss(self) -> float:
+        """The last evaluation's loss; NaN when preempted (no final evaluation)."""
+        return float("nan") if self.last_eval is None else self.last_eval["loss"]
+
+    @property
+    def initial_validation_loss(self) -> float | None:
+        """The loss before training; None for a resumed run."""
+        return None if self.initial_eval is None else self.initial_eval["loss"]
 
 
 class Pipeline(Protocol):

@@ -552,10 +552,9 @@ def train(
         writer.close()
         if lock is not None:
             lock.release()
-    initial = None if result.initial_eval is None else result.initial_eval["loss"]
-    if result.preempted:
-        return TrainResult(run_dir, result.step, float("nan"), initial, unigram_entropy,
-                           preempted=result.preempted)
-    log.info("Done at step %d. Validation loss %.4f nats/target token; unigram entropy of the "
-             "corpus %.4f nats/token.", result.step, result.last_eval["loss"], unigram_entropy)
-    return TrainResult(run_dir, result.step, result.last_eval["loss"], initial, unigram_entropy)
+    if not result.preempted:
+        log.info("Done at step %d. Validation loss %.4f nats/target token; unigram entropy of "
+                 "the corpus %.4f nats/token.", result.step, result.validation_loss,
+                 unigram_entropy)
+    return TrainResult(run_dir, result.step, result.validation_loss,
+                       result.initial_validation_loss, unigram_entropy, result.preempted)
