@@ -64,6 +64,10 @@
         InstructGPT on small models: a checkable preference task, a reward model with a scalar
         head and the pairwise loss, PPO with a KL penalty to the SFT policy. SFT is `t2t train
         --gin_file=rlhf/sft.gin`. See t2t/rlhf/ and experiments/instructgpt/.
+    t2t bench attention [--preset gpu|smoke] [--only CASE,...] [--kernels K,...] [--out FILE]
+        One attention call, forward and backward, per kernel (einsum, XLA, cuDNN with a dense
+        mask, cuDNN's packed layout) on packed rows, checked against float32. See
+        t2t/bench/attention.py.
     t2t bench data [--out PATH] [--seconds N] [--batch_size N]
         Input-pipeline throughput (objective + converter + packing) in raw tokens/s per CPU core.
     t2t bench pipeline [--local DIR] [--out PATH]
@@ -196,8 +200,8 @@ def _vocab(argv: Sequence[str]) -> int:
 
 def _bench(argv: Sequence[str]) -> int:
     """``t2t bench WHAT ...``: dispatch on the first argument to ``t2t.bench.WHAT.main``."""
-    benches = {"data": "t2t.bench.data", "pipeline": "t2t.bench.pipeline",
-               "train": "t2t.bench.train"}
+    benches = {"attention": "t2t.bench.attention", "data": "t2t.bench.data",
+               "pipeline": "t2t.bench.pipeline", "train": "t2t.bench.train"}
     if not argv or argv[0] not in benches:
         print(f"t2t bench: choose one of {sorted(benches)}.\n\n{USAGE}", file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

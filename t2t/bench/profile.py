@@ -40,7 +40,7 @@ from t2t.bench.hlo_ops import HloOp, parse_hlo
 CATEGORIES: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
     ("collective", r"all-reduce|all-gather|reduce-scatter|all-to-all|collective|nccl"),
     ("attention", r"cudnn|flash|fmha|attention|softmax"),
-    ("matmul", r"gemm|dot|matmul|xmma|cutlass|cublas|convolution"),
+    ("matmul", r"gemm|dot|matmul|xmma|cutlass|cublas|nvjet|convolution"),
     ("copy", r"copy|transpose|memcpy|memset|dynamic-update-slice|slice"),
     ("reduce", r"reduce"),
     ("fusion", r"fusion|loop|input_|elementwise"),
@@ -61,9 +61,21 @@ def category(name: str) -> str:
     return next((kind for kind, pattern in CATEGORIES if pattern.search(lowered)), "other")
 
 
-def _event_op(event: dict) -> str:
-    """The HLO instruction an event ran (``args.hlo_op``), else the event's own name."""
-    return event.get("args", {}).get("hlo_op") or event["name"]
+def _event_op(event: dict, ops: Mapping[str, HloOp]) -> str:
+    """The HLO instruction an event ran (``args.hlo_op``), else the event's own name.
+
+    Inside a CUDA graph (XLA's command buffers, on by default on GPUs) ``hlo_op`` names the
+    graph (``command_buffer_376``), not the instruction; the kernel's own name then stands in: an
+    XLA fusion's kernel is the instruction's name with "_" for "." (``loop_add_fusion_3`` ran
+    ``loop_add_fusion.3``), a library kernel (cuBLAS ``nvjet_...``, cuDNN ``cudnn_...``) keeps its
+    name and only its category is known.
+    """
+    hlo_op = event.get("args", {}).get("hlo_op")
+    if hlo_op and not hlo_op.startswith("command_buffer"):
+        return hlo_op
+    name = event["name"]
+    dotted = re.sub(r"_(\d+)$", r".\1", name)
+    return dotted if name not in ops and dotted in ops else name
 
 
 def summarize_trace(path: str | Path, steps: int, ops: Mapping[str, HloOp] | None = None,
@@ -98,7 +110,7 @@ def summarize_trace(path: str | Path, steps: int, ops: Mapping[str, HloOp] | Non
     runs: dict[tuple[str, str], list[float]] = {}
     module_us: dict[str, float] = collections.Counter()
     for event in filter(counted, events):
-        name = _event_op(event)
+        name = _event_op(event, ops)
         total_us[name] += float(event.get("dur", 0.0))
         count[name] += 1
         args = event.get("args", {})

@@ -13,9 +13,10 @@ experiments/benchmarks/train_step_cpu.{json,md}):
 * **Systems.** ``t2t`` is the step training uses: ``ShardedModel(...).compile_train_step()`` on a
   ``make_partitioner(preset, mesh)`` mesh (data_parallel on one device by default), with ``--set``
   applied to the named size; every ``--variant`` adds another t2t system with more fields set (e.g.
-  ``--variant t2t_scan:scan_layers=True``). Peers, for T5 v1.1/v1.0-shaped encoder-decoders only,
-  are configured from the same TransformerConfig (same widths, heads, layers, gated-GeLU with the
-  tanh GeLU, untied logits, relative buckets 32/128, dropout 0, random init):
+  ``--variant t2t_scan:scan_layers=True``; ``batch_size=N`` sets the variant's batch instead).
+  Peers, for T5 v1.1/v1.0-shaped encoder-decoders only, are configured from the same
+  TransformerConfig (same widths, heads, layers, gated-GeLU with the tanh GeLU, untied logits,
+  relative buckets 32/128, dropout 0, random init):
   ``hf_flax_t5`` is transformers' ``FlaxT5ForConditionalGeneration`` (``transformers<5``; its
   ``jnp.clip(a_min=, a_max=)`` calls are shimmed for current jax) in a jitted, donated step, and
   ``pytorch_t5`` is transformers' ``T5ForConditionalGeneration`` in eager PyTorch. Peers are
@@ -907,15 +908,21 @@ def cpu_systems(size: str = "t5_1_1/small", batch_size: int = 8, inputs: int = 5
                 variants: Mapping[str, Mapping[str, Any]] | None = None,
                 peers: Sequence[str] = PEERS, **case_kwargs) -> list[SystemSpec]:
     """t2t (+ variants) and the peers on one T5 workload, float32."""
-    base = dict(overrides or {})
-    case = Case(size, batch_size, (("inputs", inputs), ("targets", targets)),
-                tuple(sorted(base.items())), **case_kwargs)
+    case = with_fields(Case(size, batch_size, (("inputs", inputs), ("targets", targets)),
+                            **case_kwargs), overrides or {})
     specs = [SystemSpec("t2t", "t2t", case)]
-    for name, fields in (variants or {}).items():
-        specs.append(SystemSpec(name, "t2t", dataclasses.replace(
-            case, overrides=tuple(sorted({**base, **fields}.items())))))
+    specs += [SystemSpec(name, "t2t", with_fields(case, fields))
+              for name, fields in (variants or {}).items()]
     specs += [SystemSpec(p, p, case) for p in peers]
     return specs
+
+
+def with_fields(case: Case, fields: Mapping[str, Any]) -> Case:
+    """`case` with more TransformerConfig fields set; the key "batch_size" sets the batch size."""
+    fields = dict(fields)
+    batch_size = fields.pop("batch_size", case.batch_size)
+    return dataclasses.replace(case, batch_size=batch_size,
+                               overrides=tuple(sorted({**dict(case.overrides), **fields}.items())))
 
 
 def gpu_systems(smoke: bool = False) -> list[SystemSpec]:
@@ -948,15 +955,12 @@ def gpu_systems(smoke: bool = False) -> list[SystemSpec]:
 def _with_variants(specs: Sequence[SystemSpec], overrides: Mapping[str, Any],
                    variants: Mapping[str, Mapping[str, Any]]) -> list[SystemSpec]:
     """Each spec with ``overrides`` applied, followed by one ``<name>+<variant>`` copy per variant."""
-    def with_fields(spec: SystemSpec, name: str, fields: Mapping[str, Any]) -> SystemSpec:
-        merged = tuple(sorted({**dict(spec.case.overrides), **fields}.items()))
-        return dataclasses.replace(spec, name=name, case=dataclasses.replace(spec.case,
-                                                                             overrides=merged))
     out = []
     for spec in specs:
-        base = with_fields(spec, spec.name, overrides)
+        base = dataclasses.replace(spec, case=with_fields(spec.case, overrides))
         out.append(base)
-        out += [with_fields(base, f"{base.name}+{v}", fields) for v, fields in variants.items()]
+        out += [SystemSpec(f"{base.name}+{v}", base.kind, with_fields(base.case, fields))
+                for v, fields in variants.items()]
     return out
 
 
@@ -1049,7 +1053,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a TransformerConfig field for every t2t system (repeatable)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:F=V,F=V",
-                        help="another t2t system with these fields set (repeatable)")
+                        help="another t2t system with these fields set (repeatable); "
+                             "batch_size=N sets its batch size")
     parser.add_argument("--partitioning", default="data_parallel")
     parser.add_argument("--mesh", default=None, help="e.g. \"{'data': 2, 'fsdp': -1}\"")
     parser.add_argument("--num_devices", type=int, default=None, help="fake CPU devices")

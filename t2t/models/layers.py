@@ -281,6 +281,40 @@ def _fused_attention_implementation(dtype: jnp.dtype, decode: bool) -> str | Non
     return None
 
 
+def fused_attention(query: Array, key: Array, value: Array, mask: Array | None,
+                    bias: Array | None = None, is_causal: bool = False,
+                    decode: bool = False) -> Array:
+    """The `dot_product` kernel: `jax.nn.dot_product_attention`, cuDNN's fused kernel on GPUs.
+
+    query [b, q, h, d], key and value [b, k, h, d], mask [b, 1, q, k], bias [1 or b, h, q, k]
+    -> [b, q, h, d]. scale=1: the 1/sqrt(d) lives in the query's init, as in the einsum path.
+    `is_causal` adds the causal mask inside the kernel, which then skips the blocks above the
+    diagonal; `mask` keeps the packing and padding.
+    """
+    return jax.nn.dot_product_attention(
+        query, key, value, bias=bias, mask=mask, scale=1.0, is_causal=is_causal,
+        implementation=_fused_attention_implementation(query.dtype, decode))
+
+
+def einsum_attention(query: Array, key: Array, value: Array, mask: Array | None,
+                     bias: Array | None = None,
+                     dropout: Callable[[Array], Array] | None = None) -> Array:
+    """The `einsum` kernel: explicit logits [b, h, q, k] with the softmax in float32.
+
+    Shapes as `fused_attention`; causality, if any, is in `mask`. `dropout` acts on the attention
+    weights (in the inputs' dtype).
+    """
+    logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
+    if bias is not None:
+        logits = add_bias(logits, bias.astype(jnp.float32))
+    if mask is not None:
+        logits = jnp.where(mask, logits, NEG_INF)
+    weights = jax.nn.softmax(logits).astype(query.dtype)  # float32 softmax for stability
+    if dropout is not None:
+        weights = dropout(weights)
+    return jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+
+
 # Logical names of a key or value cache [b, K, h, d]: laid out like the keys and values themselves.
 CACHE_AXES = ("batch", "length", "act_heads", "act_kv")
 
@@ -362,22 +396,13 @@ class MultiHeadAttention(nn.Module):
                 key, value = self._cached_keys_and_values(key, value, cache_positions)
 
         if cfg.attention_kernel == "dot_product":
-            # scale=1: the 1/sqrt(d) lives in the query's init, as in the einsum path.
-            out = jax.nn.dot_product_attention(
-                query, key, value, bias=bias, mask=mask, scale=1.0, is_causal=is_causal,
-                implementation=_fused_attention_implementation(query.dtype, decode))
+            out = fused_attention(query, key, value, mask, bias, is_causal, decode)
         else:
             if is_causal:
                 raise ValueError("is_causal needs attention_kernel='dot_product'; the einsum "
                                  "kernel takes causality in its mask.")
-            logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
-            if bias is not None:
-                logits = add_bias(logits, bias.astype(jnp.float32))
-            if mask is not None:
-                logits = jnp.where(mask, logits, NEG_INF)
-            weights = jax.nn.softmax(logits).astype(cfg.dtype)  # softmax in float32 for stability
-            weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=deterministic)
-            out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+            dropout = functools.partial(nn.Dropout(cfg.dropout_rate), deterministic=deterministic)
+            out = einsum_attention(query, key, value, mask, bias, dropout)
         out = constrain(out, "batch", "length", "act_heads", "act_kv")
         return dense(cfg, cfg.d_model, ("heads", "kv", "embed"), "out", axis=(-2, -1),
                      init_distribution="normal")(out)

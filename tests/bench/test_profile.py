@@ -94,3 +94,28 @@ def test_with_the_program_ops_are_named_by_pass_and_module(tmp_path):
     table = profile_table("t2t", summary)
     assert "| `fusion.7` | backward `decoder/layers_*/mlp/wo` bf16[8,512,768] | matmul |" in table
     assert "steps 0.50, 0.50 ms" in table and "By pass: backward 80%, update 20%" in table
+
+
+def test_inside_cuda_graphs_kernels_name_their_fusions(tmp_path):
+    """With XLA's command buffers every kernel's hlo_op names the graph; an XLA fusion's kernel
+    name ("loop_add_fusion_3") still names its instruction ("loop_add_fusion.3"), a library
+    kernel keeps its own name and its category."""
+    from t2t.bench.hlo_ops import HloOp
+
+    def kernel(name, dur):
+        return {"pid": 2, "tid": 1, "name": name, "ts": 0.0, "dur": dur,
+                "args": {"hlo_op": "command_buffer_376", "hlo_module": "jit_train_step"}}
+
+    path = _trace(tmp_path, [kernel("loop_add_fusion_3", 100.0), kernel("loop_add_fusion", 50.0),
+                             kernel("nvjet_sm90_tst_128x160_64x5_2x1_v_bz_NNT", 250.0),
+                             kernel("cudnn_generated_fort_native_sdpa_sm90_flash_bprop", 100.0)],
+                  {2: "/device:GPU:0"}, {(2, 1): "stream 7"})
+    ops = {name: HloOp(name, "fusion", "bf16[8,512,768]", "elementwise", "forward", "encoder", "")
+           for name in ("loop_add_fusion.3", "loop_add_fusion")}
+    summary = summarize_trace(path, steps=1, ops=ops)
+    assert {op["name"] for op in summary["top_ops"]} == {
+        "loop_add_fusion.3", "loop_add_fusion", "nvjet_sm90_tst_128x160_64x5_2x1_v_bz_NNT",
+        "cudnn_generated_fort_native_sdpa_sm90_flash_bprop"}
+    assert summary["by_category"] == pytest.approx(
+        {"matmul": 0.5, "elementwise": 0.3, "attention": 0.2})
+    assert summary["by_phase"] == pytest.approx({"forward": 0.3, "unknown": 0.7})

@@ -112,6 +112,19 @@ def test_gpu_variants_copy_each_system_with_their_fields():
                                               else "dot_product")
 
 
+def test_a_variant_may_set_the_batch_size():
+    specs = bench._with_variants(bench.gpu_systems(smoke=True), {},
+                                 {"b4": {"batch_size": 4, "remat_policy": "full"}})
+    base, doubled = specs[0], specs[1]
+    assert (base.case.batch_size, doubled.case.batch_size) == (2, 4)
+    assert dict(doubled.case.overrides)["remat_policy"] == "full"
+    assert "batch_size" not in dict(doubled.case.overrides)  # not a TransformerConfig field
+    cpu = bench.cpu_systems("t5_1_1/tiny", 2, 32, 16, {"vocab_size": 512},
+                            {"b8": {"batch_size": 8}}, peers=())
+    assert [(s.name, s.case.batch_size) for s in cpu] == [("t2t", 2), ("b8", 8)]
+    assert cpu[1].case.tokens_per_step == 8 * (32 + 16)
+
+
 def test_full_size_gpu_specs_are_the_intended_models():
     from t2t.models.flops import count_params
 
