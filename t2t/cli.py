@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -89,6 +90,9 @@ USAGE = __doc__ + """
 Training and evaluation commands keep JAX's compiled programs in $T2T_CACHE_DIR/jax_compilation_cache
 (default ~/.cache/t2t/; at most 4 GiB), so a program compiled once loads in seconds in the next run;
 JAX_COMPILATION_CACHE_DIR=DIR puts them elsewhere, JAX_ENABLE_COMPILATION_CACHE=false turns it off.
+On Linux with glibc >= 2.35 every command restarts itself once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+(large buffers on transparent huge pages: T5 v1.1 small trains 1.4x faster on a CPU); T2T_HUGEPAGES=0
+leaves the environment alone.
 """
 
 
@@ -283,7 +287,39 @@ def _use_compilation_cache(path: Path) -> None:
         jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
 
 
+# XLA:CPU allocates a step's large buffers afresh every step, and glibc's malloc maps each
+# allocation over 32 MB anew, so each of their 4 KiB pages faults on first touch, every step (T5
+# v1.1 small on 2 cores: 1.4 s of a 5.2 s step). glibc >= 2.35 can put them on transparent huge
+# pages, 512 times fewer faults; it reads the tunable when a process starts, hence the restart.
+HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
+
+
+def hugepage_environ(environ: Mapping[str, str],
+                     libc: tuple[str, str] | None = None) -> dict[str, str] | None:
+    """`environ` with glibc's malloc on transparent huge pages, or None where it would change
+    nothing or is not wanted: not glibc >= 2.35, a `glibc.malloc.hugetlb` tunable already set, or
+    T2T_HUGEPAGES=0.
+
+    >>> hugepage_environ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}, ("glibc", "2.36"))
+    {'GLIBC_TUNABLES': 'glibc.malloc.trim_threshold=0:glibc.malloc.hugetlb=1'}
+    """
+    name, version = libc or platform.libc_ver()
+    try:
+        new_enough = name == "glibc" and tuple(int(v) for v in version.split(".")[:2]) >= (2, 35)
+    except ValueError:
+        new_enough = False
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if (not new_enough or "glibc.malloc.hugetlb" in tunables
+            or environ.get("T2T_HUGEPAGES", "1") == "0"):
+        return None
+    return {**environ, "GLIBC_TUNABLES": ":".join(filter(None, [tunables, HUGEPAGE_TUNABLE]))}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # a process of its own (not a call from Python): restart it on huge pages
+        environ = hugepage_environ(os.environ)
+        if environ is not None:
+            os.execve(sys.executable, [sys.executable, "-m", "t2t.cli", *sys.argv[1:]], environ)
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "compile-only": _compile_only, "vocab": _vocab,
                 "bench": _bench, "data": _data, "eval": _module_main("t2t.evaluation.evaluator"),

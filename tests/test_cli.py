@@ -151,3 +151,37 @@ def test_main_points_jax_at_the_cache_before_the_command_runs(monkeypatch, tmp_p
     with pytest.raises(SystemExit):
         cli.main(["eval", "--help"])
     assert used == [tmp_path / "jax_compilation_cache"]
+
+
+@pytest.mark.parametrize("environ,libc,expected", [
+    ({}, ("glibc", "2.36"), "glibc.malloc.hugetlb=1"),
+    ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, ("glibc", "2.35"),
+     "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, ("glibc", "2.36"), None),  # the user's choice
+    ({"T2T_HUGEPAGES": "0"}, ("glibc", "2.36"), None),
+    ({}, ("glibc", "2.31"), None),  # no such tunable before 2.35
+    ({}, ("", ""), None),  # musl, macOS
+])
+def test_commands_restart_on_huge_pages_where_glibc_can(environ, libc, expected):
+    restarted = cli.hugepage_environ(environ, libc)
+    assert (restarted and restarted["GLIBC_TUNABLES"]) == expected
+    if restarted:
+        assert {k: v for k, v in restarted.items() if k != "GLIBC_TUNABLES"} == {
+            k: v for k, v in environ.items() if k != "GLIBC_TUNABLES"}
+
+
+def test_a_command_runs_after_its_restart(tmp_path):
+    """`t2t ...` as a process restarts itself with the tunable (where this glibc has it) and then
+    does its work: the bench records the environment it ran in."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "attention.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "T2T_HUGEPAGES")}
+    subprocess.run([sys.executable, "-m", "t2t.cli", "bench", "attention", "--preset", "smoke",
+                    "--only", "cross", "--kernels", "einsum", "--steps", "1", "--out", str(out)],
+                   env=env, check=True, capture_output=True, timeout=300)
+    tunables = json.loads(out.read_text())["machine"]["glibc_tunables"]
+    assert tunables == ("glibc.malloc.hugetlb=1" if cli.hugepage_environ({}) else "")

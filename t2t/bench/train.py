@@ -672,6 +672,7 @@ def machine_info() -> dict:
         **{name: _version(name) for name in ("jax", "jaxlib", "flax", "optax", "numpy",
                                              "transformers", "torch")},
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
