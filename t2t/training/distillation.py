@@ -53,7 +53,8 @@ from t2t.interop.layout import relayout, unscan
 from t2t.models.config import TransformerConfig
 from t2t.training import initial_checkpoint, trainer
 from t2t.training.checkpointing import Checkpointer
-from t2t.training.loop import TrainLoop, check_nan_policy, guarded_update, run_command
+from t2t.training.loop import (TrainLoop, check_nan_policy, guarded_update,
+                               held_out_evaluation, run_command)
 from t2t.training.losses import (HEAD_TARGETS, loss_normalizers, model_loss, per_token_metrics,
                                  primary_head)
 from t2t.training.metrics import MetricsWriter
@@ -450,16 +451,8 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
                                         student.batch_shardings),
                           out_shardings=(student.state_shardings, partitioner.replicated),
                           donate_argnums=(0,))
-    eval_step = student.eval_step()
-
-    def evaluate(params) -> dict[str, float]:
-        valid.reset()
-        totals: dict[str, float] = {}
-        for _, batch in zip(range(s["eval_batches"]), valid):
-            for k, v in jax.device_get(eval_step(params, partitioner.shard_batch(batch))).items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-        return per_token_metrics(totals)
-
+    evaluate = held_out_evaluation(student.eval_step(), valid, partitioner.shard_batch,
+                                   s["eval_batches"])
     writer = MetricsWriter(run_dir, enabled=chief)
 
     def step(state: trainer.TrainState, batch: Batch):

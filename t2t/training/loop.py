@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +36,9 @@ from tqdm import tqdm
 from t2t.training.checkpointing import Checkpointer
 from t2t.training.losses import per_token_metrics
 from t2t.training.metrics import MetricsWriter
+
+if TYPE_CHECKING:
+    from t2t.data.pipeline import Pipeline as DataPipeline
 
 log = logging.getLogger("t2t")
 
@@ -151,6 +154,22 @@ class Pipeline(Protocol):
     def __next__(self) -> Mapping[str, np.ndarray]: ...
 
     def get_state(self) -> Any: ...
+
+
+def held_out_evaluation(eval_step: Callable[[Any, Any], Mapping[str, jax.Array]],
+                        pipeline: DataPipeline, shard: Callable[[Mapping[str, np.ndarray]], Any],
+                        batches: int) -> Callable[[Any], dict[str, float]]:
+    """A `TrainLoop` ``evaluate``: params -> the per-token metrics of `eval_step`'s loss terms
+    summed over the first `batches` batches of `pipeline` (reset first, so every evaluation reads
+    the same examples), each batch put on the devices by `shard`."""
+    def evaluate(params: Any) -> dict[str, float]:
+        pipeline.reset()
+        totals: dict[str, float] = {}
+        for _, batch in zip(range(batches), pipeline):
+            for key, value in jax.device_get(eval_step(params, shard(batch))).items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+        return per_token_metrics(totals)
+    return evaluate
 
 
 class TrainLoop:

@@ -39,7 +39,7 @@ from t2t.models.families import build_model
 from t2t.models.flops import flops_per_example
 from t2t.training import initial_checkpoint
 from t2t.training.checkpointing import Checkpointer
-from t2t.training.loop import TrainLoop, check_nan_policy, guarded_update
+from t2t.training.loop import TrainLoop, check_nan_policy, guarded_update, held_out_evaluation
 from t2t.training.losses import loss_normalizers, model_loss, per_token_metrics
 from t2t.training.metrics import MetricsWriter
 from t2t.training.partitioning import Partitioner, make_partitioner
@@ -522,17 +522,8 @@ def train(
 
     train_step, compile_seconds = sharded.compile_train_step()
     log.info("Compiled the train step in %.1f s.", compile_seconds)
-    eval_step = sharded.eval_step()
-
-    def evaluate(params) -> dict[str, float]:
-        valid_pipeline.reset()
-        totals: dict[str, float] = {}
-        for _, batch in zip(range(eval_batches), valid_pipeline):
-            terms = jax.device_get(eval_step(params, partitioner.shard_batch(batch)))
-            for k, v in terms.items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-        return per_token_metrics(totals)
-
+    evaluate = held_out_evaluation(sharded.eval_step(), valid_pipeline, partitioner.shard_batch,
+                                   eval_batches)
     writer = MetricsWriter(run_dir, enabled=chief)
     devices = partitioner.mesh.devices.size
     # A CPU host is one compute unit however many fake devices it is split into.

@@ -14,7 +14,8 @@ import optax
 import pytest
 
 from t2t.training.checkpointing import Checkpointer
-from t2t.training.loop import DivergenceError, TrainLoop, check_nan_policy, guarded_update
+from t2t.training.loop import (DivergenceError, TrainLoop, check_nan_policy, guarded_update,
+                               held_out_evaluation)
 from t2t.training.metrics import MetricsWriter
 from t2t.training.trainer import TrainState
 
@@ -168,3 +169,32 @@ def test_sigterm_checkpoints_at_the_next_step_and_returns(tmp_path):
     assert (result.preempted, result.step, result.last_eval) == ("SIGTERM", 3, None)
     assert loop.checkpointer.all_steps() == [3]
     assert signal.getsignal(signal.SIGTERM) == previous  # the loop's handler is gone
+
+
+def test_held_out_evaluation_reads_the_same_first_batches_each_time():
+    class Validation:
+        def __init__(self):
+            self.position, self.resets = 0, 0
+
+        def reset(self):
+            self.position, self.resets = 0, self.resets + 1
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            self.position += 1
+            return {"tokens": np.full((2,), self.position)}
+
+    def eval_step(params, batch):  # batch i: i * params summed, weight 4, i correct
+        i = batch["tokens"][0]
+        return {"cross_entropy": jnp.float32(i * params), "z_loss": jnp.float32(0.0),
+                "weight": jnp.float32(4.0), "correct": jnp.float32(i)}
+
+    validation, shards = Validation(), []
+    evaluate = held_out_evaluation(eval_step, validation,
+                                   lambda batch: shards.append(batch) or batch, batches=3)
+    first = evaluate(2.0)
+    assert first == pytest.approx({"loss": (1 + 2 + 3) * 2.0 / 12, "z_loss": 0.0,
+                                   "accuracy": (1 + 2 + 3) / 12})
+    assert evaluate(2.0) == first and validation.resets == 2 and len(shards) == 6
