@@ -20,6 +20,9 @@ Kernels:
 * ``cudnn_mask``: t2t's ``attention_kernel='dot_product'`` on a GPU (``fused_attention``): cuDNN with
   the dense mask, which cuDNN takes as an additive bias [b, h, q, k] (summed with the relative
   bias) and whose gradient it writes in full.
+* ``cudnn_lengths``: cuDNN with each row's padding given as its length (``query_seq_lengths``,
+  ``key_value_seq_lengths``) instead of a dense mask, the relative bias staying [1, h, q, k]: what
+  unpacked rows (one example each, as in fine-tuning) could use; wrong on packed rows.
 * ``cudnn_no_mask``: cuDNN without any segment mask: wrong on packed rows (its error is shown, not
   judged); the cost of the mask is its time against ``cudnn_mask``.
 
@@ -51,7 +54,7 @@ import numpy as np
 from t2t.models.layers import attention_mask, einsum_attention, fused_attention
 
 Array = jax.Array
-KERNELS = ("einsum", "xla", "cudnn_mask", "cudnn_no_mask")
+KERNELS = ("einsum", "xla", "cudnn_mask", "cudnn_lengths", "cudnn_no_mask")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +116,8 @@ def packed_segment_ids(rng: np.random.Generator, batch: int, lengths: Sequence[i
 
 def kernel_fn(kernel: str, causal: bool) -> Callable[..., Array]:
     """(query, key, value, bias, masks) -> out [b, q, h, d] for `kernel`; `masks` holds the dense
-    "full" mask (segments and causality) and the "segments" mask alone."""
+    "full" mask (segments and causality), the "segments" mask alone and each row's real length
+    ("q_lengths", "kv_lengths")."""
     if kernel == "einsum":
         return lambda q, k, v, bias, masks: einsum_attention(q, k, v, masks["full"], bias)
     if kernel == "xla":
@@ -126,13 +130,17 @@ def kernel_fn(kernel: str, causal: bool) -> Callable[..., Array]:
     if kernel == "cudnn_mask":  # as the model calls it: causality in the kernel, packing in the mask
         return lambda q, k, v, bias, masks: fused_attention(q, k, v, masks["segments"], bias,
                                                             is_causal=causal)
+    if kernel == "cudnn_lengths":
+        return lambda q, k, v, bias, masks: jax.nn.dot_product_attention(
+            q, k, v, bias=bias, scale=1.0, is_causal=causal, query_seq_lengths=masks["q_lengths"],
+            key_value_seq_lengths=masks["kv_lengths"], implementation="cudnn")
     return lambda q, k, v, bias, masks: fused_attention(q, k, v, None, bias, is_causal=causal)
 
 
 def make_inputs(case: AttentionCase, dtype: jnp.dtype, seed: int = 0) -> dict[str, Any]:
     """Random query/key/value [b, *, h, d] (query scaled by 1/sqrt(d), as T5's init does), a
     bias [1, h, q, k] if the case has one, a cotangent [b, q, h, d] that is zero on padding
-    queries, which queries and keys are real, and the two masks of `kernel_fn`."""
+    queries, which queries and keys are real, and the masks of `kernel_fn`."""
     rng = np.random.default_rng(seed)
     b, h, d = case.batch, case.heads, case.head_dim
     q_ids, kv_ids = packed_segment_ids(rng, b, (case.q_len, case.kv_len), case.max_segments)
@@ -140,7 +148,9 @@ def make_inputs(case: AttentionCase, dtype: jnp.dtype, seed: int = 0) -> dict[st
     g = normal(b, case.q_len, h, d) * (q_ids > 0)[:, :, None, None]
     q_ids_j, kv_ids_j = jnp.asarray(q_ids), jnp.asarray(kv_ids)
     masks = {"full": attention_mask(q_ids_j, kv_ids_j, causal=case.causal),
-             "segments": attention_mask(q_ids_j, kv_ids_j)}
+             "segments": attention_mask(q_ids_j, kv_ids_j),
+             "q_lengths": jnp.asarray((q_ids > 0).sum(axis=1), jnp.int32),
+             "kv_lengths": jnp.asarray((kv_ids > 0).sum(axis=1), jnp.int32)}
     return {"query": jnp.asarray(normal(b, case.q_len, h, d) / np.sqrt(d), dtype),
             "key": jnp.asarray(normal(b, case.kv_len, h, d), dtype),
             "value": jnp.asarray(normal(b, case.kv_len, h, d), dtype),

@@ -30,15 +30,24 @@ def test_flops_halve_when_causal():
 
 @pytest.mark.parametrize("case", bench.PRESETS["smoke"], ids=lambda c: c.name)
 def test_kernels_agree_with_float32_and_cudnn_says_why_it_cannot_run(case):
-    result = bench.run_case(case, ["einsum", "xla", "cudnn_mask"], np.dtype("bfloat16"), steps=1,
-                            log=lambda s: None)
+    result = bench.run_case(case, ["einsum", "xla", "cudnn_mask", "cudnn_lengths"],
+                            np.dtype("bfloat16"), steps=1, log=lambda s: None)
     for kernel in ("einsum", "xla"):
         entry = result["kernels"][kernel]
         assert entry["finite_everywhere"] and entry["ms"] > 0
         names = {"out", "d_query", "d_key", "d_value"} | ({"d_bias"} if case.bias else set())
         assert set(entry["relative_errors"]) == names
         assert max(entry["relative_errors"].values()) < 2e-2  # bf16 inputs against float32
-    assert "CUDA GPU" in result["kernels"]["cudnn_mask"]["error"]
+    for kernel in ("cudnn_mask", "cudnn_lengths"):
+        assert "CUDA GPU" in result["kernels"][kernel]["error"]
+
+
+def test_row_lengths_count_the_real_tokens():
+    case = bench.PRESETS["smoke"][1]  # cross-attention: 16 queries over 32 keys
+    inputs = bench.make_inputs(case, np.dtype("float32"))
+    assert np.array_equal(inputs["masks"]["q_lengths"], inputs["q_real"].sum(axis=1))
+    assert np.array_equal(inputs["masks"]["kv_lengths"], inputs["kv_real"].sum(axis=1))
+    assert (inputs["masks"]["kv_lengths"] < case.kv_len).any()  # some rows end in padding
 
 
 def test_a_wrong_mask_shows_as_a_large_error():
