@@ -66,7 +66,7 @@
         --gin_file=rlhf/sft.gin`. See t2t/rlhf/ and experiments/instructgpt/.
     t2t bench attention [--preset gpu|smoke] [--only CASE,...] [--kernels K,...] [--out FILE]
         One attention call, forward and backward, per kernel (einsum, XLA, cuDNN with a dense
-        mask, cuDNN's packed layout) on packed rows, checked against float32. See
+        mask, with row lengths, without a mask) on packed rows, checked against float32. See
         t2t/bench/attention.py.
     t2t bench data [--out PATH] [--seconds N] [--batch_size N]
         Input-pipeline throughput (objective + converter + packing) in raw tokens/s per CPU core.

@@ -31,8 +31,7 @@ respect to query, key, value (and the bias) after a warm-up call, the attention 
 implies (forward 4·b·h·q·k·d, halved when causal; backward twice that), and the largest error of
 the output and the three input gradients against ``einsum`` in float32 on the same (rounded)
 inputs, over real (non-padding) queries and keys, relative to the reference's largest magnitude.
-A kernel that cannot run here (cuDNN on a CPU) is recorded with
-its reason.
+A kernel that cannot run here (cuDNN on a CPU) is recorded with its reason.
 """
 
 from __future__ import annotations
