@@ -82,13 +82,14 @@ def test_cpu_scale_runs_the_experiment_files_on_the_local_corpus(sweep_file, mon
             assert _bound("model_config.size") == f"t5_table2_tiny/{_architecture(trial)}"
             assert _bound("train.train_steps") == 200
             assert _bound("train.data_source") == "local:~/.cache/t2t/local_corpus"
-        # Every run is fine-tuned on, and scores, three tasks of the offline suite: the topic
+        # Every run is fine-tuned on, and scores, the five tasks of the offline suite: the topic
         # labels by rank classification, descriptions and translations by generation.
         commands = after_commands(trial, 0, str(tmp_path / trial.name), str(tmp_path))
-        assert [c[3] for c in commands] == ["train", "eval"] * 3
+        assert [c[3] for c in commands] == ["train", "eval"] * 5
         for (finetune, evaluate), (task, targets) in zip(
                 zip(commands[::2], commands[1::2]),
-                [("wiki_topic", 16), ("wiki_description", 32), ("gettext_ende", 64)]):
+                [("wiki_topic", 16), ("wiki_description", 32), ("gettext_ende", 64),
+                 ("gettext_enfr", 64), ("gettext_enro", 64)]):
             _configure(finetune[4:])
             assert _bound("train.data_source") == f"~/.cache/t2t/eval_suite/{task}/{{split}}.jsonl"
             assert _bound("train.task_feature_lengths")["targets"] == targets
