@@ -128,3 +128,29 @@ def find_row(tags: Mapping[str, Any]) -> PaperRow | None:
                     "encoder_decoder":
                 return row
     return None
+
+
+# The published column that a downstream task's metrics are ranked against: the same language
+# pair for translation, the same kind of task otherwise (our short-description generation is
+# summarisation, as CNN/DM is); a task of the paper's own scale to its column.
+TASK_COLUMNS = {
+    "gettext_ende": "EnDe", "gettext_enfr": "EnFr", "gettext_enro": "EnRo",
+    "wmt14_ende": "EnDe", "wmt14_enfr": "EnFr", "wmt16_enro": "EnRo",
+    "wiki_description": "CNNDM", "cnn_dailymail": "CNNDM", "squad": "SQuAD",
+}
+# Everything else (held-out loss, topic classification): the paper's headline GLUE average.
+DEFAULT_COLUMN = "GLUE"
+
+
+def paper_column(metric: str) -> str:
+    """The column of `PAPER_ROWS` that the report ranks `metric` (a report column) against.
+
+    >>> paper_column("eval:gettext_enfr/bleu"), paper_column("eval:wiki_description/target_nll")
+    ('EnFr', 'CNNDM')
+    >>> paper_column("eval:super_glue_boolq/accuracy"), paper_column("validation/loss")
+    ('SGLUE', 'GLUE')
+    """
+    task = metric.split(":", 1)[1].split("/", 1)[0] if metric.startswith("eval:") else ""
+    if task.startswith("super_glue_"):
+        return "SGLUE"
+    return TASK_COLUMNS.get(task, DEFAULT_COLUMN)

@@ -3,7 +3,8 @@
     <sweep>.png         one panel per metric, one row per trial (the table's order): every seed
                         as a dot, the mean ± std as a bar, filled where the table bolds it; with
                         published rows, a last panel of the paper's GLUE averages on the same rows,
-                        and each metric's Spearman ρ against them in its title
+                        and each metric's Spearman ρ against the paper's column for its kind of
+                        task in its title (`t2t.sweeps.paper.paper_column`)
     <sweep>_curves.png  training loss against step, one line per trial (mean over its seeds)
 
 Figures are `matplotlib.figure.Figure`s (the Agg backend, no pyplot state), as in
@@ -18,9 +19,8 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from t2t.sweeps.paper import DEFAULT_COLUMN, paper_column
 from t2t.sweeps.report import Report, TrialInfo, paper_agreement
-
-PAPER_COLUMN = "GLUE"
 
 
 def report_figure(report: Report, path: Path) -> None:
@@ -31,7 +31,7 @@ def report_figure(report: Report, path: Path) -> None:
     fig = Figure(figsize=(2.6 * panels + 1.6, 0.32 * rows + 1.4))
     axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
     y = np.arange(rows)[::-1]  # first trial on top, as in the table
-    agreement = paper_agreement(report, PAPER_COLUMN) if has_paper else {}
+    agreement = paper_agreement(report) if has_paper else {}
     for ax, metric in zip(axes, report.metrics):
         for row, cell, bold in zip(y, report.cells[metric], report.bold[metric]):
             if cell is None:
@@ -44,19 +44,19 @@ def report_figure(report: Report, path: Path) -> None:
         title = metric
         if agreement.get(metric):
             rho, n = agreement[metric]
-            title += f"\nρ vs paper {rho:+.2f} (n={n})"
+            title += f"\nρ vs paper's {paper_column(metric)} {rho:+.2f} (n={n})"
         ax.set_title(title, fontsize=8)
         ax.set_xlabel(arrow.strip(" ()"), fontsize=7)
         ax.grid(axis="x", alpha=0.3)
         ax.tick_params(labelsize=7)
     if has_paper:
         ax = axes[-1]
-        scores = [(row, paper.scores[PAPER_COLUMN]) for row, paper in zip(y, report.paper)
+        scores = [(row, paper.scores[DEFAULT_COLUMN]) for row, paper in zip(y, report.paper)
                   if paper is not None]
         ax.barh([r for r, _ in scores], [v for _, v in scores], color="C1", height=0.6)
         low = min(v for _, v in scores)
         ax.set_xlim(low - 5, max(v for _, v in scores) + 2)
-        ax.set_title(f"T5 paper: {PAPER_COLUMN} average", fontsize=8)
+        ax.set_title(f"T5 paper: {DEFAULT_COLUMN} average", fontsize=8)
         ax.set_xlabel("higher is better", fontsize=7)
         ax.tick_params(labelsize=7)
     axes[0].set_yticks(y, [t.name for t in report.trials])

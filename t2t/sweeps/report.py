@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from t2t.sweeps.paper import CITATION, COLUMNS, PaperRow, find_row
+from t2t.sweeps.paper import CITATION, COLUMNS, PaperRow, find_row, paper_column
 from t2t.sweeps.spec import Sweep, results_path
 from t2t.sweeps.store import ResultsStore
 
@@ -184,11 +184,12 @@ def build_report(title: str, trials: Sequence[TrialInfo],
                   [find_row(t.tags) for t in trials])
 
 
-def paper_agreement(report: Report, column: str = "GLUE") -> dict[str, tuple[float, int] | None]:
-    """Per metric, (Spearman ρ, n) between the trials' means and the paper's ``column`` over the
-    n trials that have both, with our metric turned so that larger is better: +1 when our
-    ordering of the rows is the paper's, -1 when it is reversed. None with fewer than three such
-    trials, an unknown direction, or a constant column.
+def paper_agreement(report: Report) -> dict[str, tuple[float, int] | None]:
+    """Per metric, (Spearman ρ, n) between the trials' means and the paper's column for that
+    metric (`t2t.sweeps.paper.paper_column`: translation to its language pair, GLUE by default)
+    over the n trials that have both, with our metric turned so that larger is better: +1 when
+    our ordering of the rows is the paper's, -1 when it is reversed. None with fewer than three
+    such trials, an unknown direction, or a constant column.
 
     Worked example: three Table 2 rows whose GLUE averages are 83.28 > 80.88 > 74.70 in the paper
     and whose losses are 2.0 < 2.5 < 3.0 here are in the paper's order, ρ = +1.
@@ -198,6 +199,7 @@ def paper_agreement(report: Report, column: str = "GLUE") -> dict[str, tuple[flo
     out: dict[str, tuple[float, int] | None] = {}
     for metric in report.metrics:
         sign = {"higher": 1.0, "lower": -1.0}.get(report.directions[metric])
+        column = paper_column(metric)
         pairs = [(sign * cell.mean, paper.scores[column])
                  for cell, paper in zip(report.cells[metric], report.paper)
                  if sign is not None and cell is not None and paper is not None
@@ -255,11 +257,13 @@ def to_markdown(report: Report) -> str:
     if has_paper:
         notes.append(f"T5 columns: published scores after fine-tuning ({CITATION}; GLUE/SGLUE "
                      f"averages, CNNDM ROUGE-2-F, SQuAD EM, WMT BLEU), beside ours.")
-        agreement = [f"{m} {rho:+.2f} (n={n})" for m, found in paper_agreement(report).items()
-                     if found for rho, n in [found]]
+        agreement = [f"{m} vs {paper_column(m)} {rho:+.2f} (n={n})"
+                     for m, found in paper_agreement(report).items() if found
+                     for rho, n in [found]]
         if agreement:
-            notes.append("Ordering of the rows vs the paper's GLUE average (Spearman ρ of each "
-                         "column's means, better = larger; +1 the paper's order, -1 reversed): "
+            notes.append("Ordering of the rows vs the paper's (Spearman ρ of each column's means "
+                         "against the paper's column for the same kind of task, GLUE's average "
+                         "by default; better = larger; +1 the paper's order, -1 reversed): "
                          + "; ".join(agreement) + ".")
     return "\n".join(notes + [""] + lines) + "\n"
 
