@@ -2,6 +2,7 @@
 written files."""
 
 import csv
+import doctest
 import random
 import re
 import statistics
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from t2t.configuration import REPO_GIN_DIR, resolve_gin_file
-from t2t.sweeps import cli
+from t2t.sweeps import cli, paper
 from t2t.sweeps.paper import COLUMNS, PAPER_ROWS, find_row
 from t2t.sweeps.report import (Cell, TrialInfo, bold_cells, build_report, cell_text,
                                metric_direction, paper_agreement, to_markdown)
@@ -170,6 +171,11 @@ def test_agreement_with_the_papers_ordering_is_spearmans_rho_with_better_as_larg
 
 
 # The paper's rows, and the sweep files that find them.
+
+def test_the_paper_modules_worked_examples_hold():
+    """`find_row` and `paper_column` (which column a metric ranks against) by their examples."""
+    assert doctest.testmod(paper).failed == 0
+
 
 def test_paper_rows_shared_between_tables_agree():
     """The paper prints the baseline in Tables 2, 5, 6 and 7; its numbers must be one row's."""
