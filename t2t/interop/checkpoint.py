@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jax
 import orbax.checkpoint as ocp
 
 from t2t.interop.layout import relayout

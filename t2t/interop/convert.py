@@ -32,7 +32,8 @@ from t2t.models.families import build_model, dummy_batch
 FAMILIES: dict[str, HfFamily] = {f.model_type: f for f in (t5.FAMILY, gpt2.FAMILY, bert.FAMILY)}
 _HF_MODEL_TYPE = {"encoder_decoder": "t5", "decoder_only": "gpt2", "encoder_only": "bert"}
 # How a model runs, not what it computes: never part of an HF config.
-_RUNTIME_FIELDS = frozenset({"dtype", "scan_layers", "remat_policy", "attention_kernel"})
+_RUNTIME_FIELDS = frozenset({"dtype", "scan_layers", "remat_policy", "attention_kernel",
+                             "kernel_gradient"})
 
 
 def hf_family(config: TransformerConfig) -> HfFamily:

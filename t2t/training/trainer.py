@@ -289,17 +289,20 @@ def check_objective_fits_family(objective: Any, config: TransformerConfig) -> No
 
 def check_same_model(run_dir: Path, config: TransformerConfig, resuming: bool,
                      write: bool) -> None:
-    """Refuse to resume a run whose model configuration differs from the one that wrote it."""
-    check_same_settings(run_dir / "model_config.json", dataclasses.asdict(config), resuming, write)
+    """Refuse to resume a run whose model configuration differs from the one that wrote it (a
+    field that t2t added since counts as its default)."""
+    check_same_settings(run_dir / "model_config.json", dataclasses.asdict(config), resuming, write,
+                        defaults=dataclasses.asdict(TransformerConfig()))
 
 
 def check_same_settings(path: Path, settings: Mapping[str, Any], resuming: bool,
-                        write: bool) -> None:
+                        write: bool, defaults: Mapping[str, Any] | None = None) -> None:
     """Refuse to resume a run whose settings (as JSON in `path`) differ from `settings`, naming
-    each field that changed; on a fresh run (or one without the file), write them if `write`."""
+    each field that changed; a field missing from the file is taken from `defaults` (else None).
+    On a fresh run (or one without the file), write them if `write`."""
     current = json.loads(json.dumps(settings))  # tuples -> lists, as stored
     if resuming and path.exists():
-        saved = json.loads(path.read_text())
+        saved = {**json.loads(json.dumps(defaults or {})), **json.loads(path.read_text())}
         changed = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
         if changed:
             details = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())

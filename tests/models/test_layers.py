@@ -8,7 +8,8 @@ import pytest
 
 from t2t.models.config import TransformerConfig
 from t2t.models.layers import (CACHE_AXES, DenseGeneral, Mlp, MultiHeadAttention, RMSNorm,
-                               RelativePositionBias, add_bias, attention_mask, decoding_mask,
+                               RelativePositionBias, add_bias, attention_mask, contract,
+                               decoding_mask, kernel_gradient_inputs_first,
                                relative_position_bucket)
 
 # T5_REFERENCE §9.3: buckets hand-derived from t5x's _relative_position_bucket (32 buckets, 128).
@@ -159,3 +160,35 @@ def test_add_bias_has_the_gradients_of_a_plain_sum(bias_rows):
     plain = jax.grad(loss(jnp.add), argnums=(0, 1))(logits, bias)
     for a, b in zip(ours, plain):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("axes, x_shape, kernel_shape", [
+    ((2,), (3, 4, 5), (5, 6)),  # an input projection: [b, l, e] x [e, f]
+    ((1, 2), (3, 4, 5), (4, 5, 6)),  # an output projection: [b, h, d] x [h, d, e]
+    ((2,), (3, 4, 5), (5, 2, 3)),  # a query projection: [b, l, e] x [e, h, d]
+    ((0, 2), (4, 3, 5), (4, 5, 2)),  # contracted axes that are not the trailing ones
+    ((2, 0), (4, 3, 5), (5, 4, 2)),  # and not in x's order
+])
+def test_contract_has_the_gradients_of_dot_general(axes, x_shape, kernel_shape):
+    """x^T g for the kernel (and g k^T, in x's axis order, for x) equals autodiff's gradients."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=kernel_shape), jnp.float32)
+    plain = lambda x, k: jax.lax.dot_general(x, k, ((axes, tuple(range(len(axes)))), ((), ())))
+    ours = lambda x, k: contract(x, k, axes)
+    weights = jnp.asarray(rng.normal(size=plain(x, kernel).shape), jnp.float32)
+    np.testing.assert_allclose(ours(x, kernel), plain(x, kernel), rtol=1e-6)
+    grads = [jax.grad(lambda x, k: jnp.sum(jnp.tanh(f(x, k)) * weights), argnums=(0, 1))(x, kernel)
+             for f in (ours, plain)]
+    for a, b in zip(*grads):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_gradient_auto_is_inputs_first_on_cpu_only(monkeypatch):
+    assert kernel_gradient_inputs_first("inputs_first")
+    assert not kernel_gradient_inputs_first("autodiff")
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert kernel_gradient_inputs_first("auto")
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert not kernel_gradient_inputs_first("auto")

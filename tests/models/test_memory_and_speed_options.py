@@ -1,5 +1,5 @@
-"""Scan over layers, remat policies, bf16 compute and the dot-product attention kernel change
-nothing numerically beyond float tolerance."""
+"""Scan over layers, remat policies, bf16 compute, the dot-product attention kernel and the kernel
+gradient's form change nothing numerically beyond float tolerance."""
 
 import flax.linen as nn
 import jax
@@ -57,6 +57,20 @@ def test_scanned_layers_compute_the_same_function(name):
     assert scanned_loss == pytest.approx(loss, rel=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                  scanned_grads, _stack_layers(grads))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_gradient_forms_give_the_same_loss_and_gradients(name):
+    cfg = _config(name)
+    batch = _batch(cfg)
+    params = nn.unbox(build_model(cfg).init(jax.random.key(0), batch)["params"])
+    loss, grads = _loss_and_grads(build_model(cfg.replace(kernel_gradient="autodiff")), params,
+                                  batch)
+    ours, our_grads = _loss_and_grads(build_model(cfg.replace(kernel_gradient="inputs_first")),
+                                      params, batch)
+    assert ours == loss  # the forward pass is the same dot
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 our_grads, grads)
 
 
 @pytest.mark.parametrize("policy", ["minimal", "full"])

@@ -106,6 +106,18 @@ def test_resume_with_a_different_model_is_refused(tmp_path):
         _train(tmp_path, 4, "model_config.d_ff=128")
 
 
+def test_a_model_field_added_since_a_run_started_counts_as_its_default(tmp_path):
+    """A run written before t2t had a field resumes under the field's default, and only there."""
+    _train(tmp_path, 2)
+    config_file = tmp_path / "model_config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["kernel_gradient"]  # as written before the field existed
+    config_file.write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match=r"kernel_gradient: 'auto' -> 'autodiff'"):
+        _train(tmp_path, 4, "model_config.kernel_gradient='autodiff'")
+    assert _train(tmp_path, 4).step == 4
+
+
 def test_vocabulary_without_sentinels_is_refused_before_compile(tmp_path):
     with pytest.raises(ConfigError, match="has no sentinels"):
         _train(tmp_path, 2, "train.vocabulary_extra_ids=0")
