@@ -90,7 +90,7 @@ def contract(x: Array, kernel: Array, axes: tuple[int, ...]) -> Array:
     copy of the output gradient g (an MLP input projection's: [f, b*l]) from the fusion that
     produces it; here it is x^T g. On this repository's 2-core CPU the gated-GeLU MLP's forward and
     backward at T5 v1.1 small's sizes (8 layers, 4096 tokens) take 0.75 s instead of 1.36 s, and a
-    whole T5 v1.1 small training step 2.9 s instead of 3.6 s
+    whole T5 v1.1 small training step 2.99 s instead of 3.93 s
     (experiments/benchmarks/train_step_cpu_kernel_gradient.md).
     """
     return jax.lax.dot_general(x, kernel, ((axes, tuple(range(len(axes)))), ((), ())))
