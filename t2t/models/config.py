@@ -73,8 +73,8 @@ class TransformerConfig:
       kernel_gradient: how the backward pass forms a dense layer's kernel gradient, the same
         numbers either way: "autodiff" (JAX's (g^T x)^T), "inputs_first" (x^T g,
         `t2t.models.layers.contract`: XLA:CPU then needs no transposed copy of the output
-        gradient; a T5 v1.1 small step 1.32x faster on a 2-core CPU) or "auto" (inputs_first on CPUs,
-        autodiff elsewhere).
+        gradient; a T5 v1.1 small step 1.32x faster on a 2-core CPU) or "auto" (inputs_first on
+        CPUs, autodiff elsewhere).
     """
 
     vocab_size: int | None = None

@@ -81,10 +81,15 @@ def make_norm(config: TransformerConfig, name: str) -> nn.Module:
     return cls(config.layer_norm_epsilon, config.dtype, name=name)
 
 
+def _dense_dot(x: Array, kernel: Array, axes: tuple[int, ...]) -> Array:
+    """x's `axes` contracted with the kernel's leading axes, in that order: [..., in...] x
+    [in..., out...] -> [..., out...]; autodiff's gradients (`contract`: the same, with x^T g)."""
+    return jax.lax.dot_general(x, kernel, ((axes, tuple(range(len(axes)))), ((), ())))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def contract(x: Array, kernel: Array, axes: tuple[int, ...]) -> Array:
-    """x's `axes` contracted with the kernel's leading axes, in that order: [..., in...] x
-    [in..., out...] -> [..., out...], as `jax.lax.dot_general`; only the backward pass differs.
+    """`_dense_dot` with the kernel's gradient formed as x^T g; only the backward pass differs.
 
     Autodiff computes the kernel's gradient as (g^T x)^T, for which XLA:CPU writes a transposed
     copy of the output gradient g (an MLP input projection's: [f, b*l]) from the fusion that
@@ -93,11 +98,11 @@ def contract(x: Array, kernel: Array, axes: tuple[int, ...]) -> Array:
     whole T5 v1.1 small training step 2.99 s instead of 3.93 s
     (experiments/benchmarks/train_step_cpu_kernel_gradient.md).
     """
-    return jax.lax.dot_general(x, kernel, ((axes, tuple(range(len(axes)))), ((), ())))
+    return _dense_dot(x, kernel, axes)
 
 
 def _contract_fwd(x: Array, kernel: Array, axes: tuple[int, ...]) -> tuple[Array, tuple]:
-    return contract(x, kernel, axes), (x, kernel)
+    return _dense_dot(x, kernel, axes), (x, kernel)
 
 
 def _contract_bwd(axes: tuple[int, ...], residuals: tuple[Array, Array], g: Array
@@ -161,11 +166,8 @@ class DenseGeneral(nn.Module):
             init = nn.initializers.normal(self.init_std * self.init_scale**0.5)
         kernel = self.param("kernel", nn.with_logical_partitioning(init, self.kernel_axes),
                             kernel_shape, jnp.float32)
-        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-        if kernel_gradient_inputs_first(self.kernel_gradient):
-            y = contract(x, kernel, axis)
-        else:
-            y = jax.lax.dot_general(x, kernel, ((axis, tuple(range(n_in))), ((), ())))
+        project = contract if kernel_gradient_inputs_first(self.kernel_gradient) else _dense_dot
+        y = project(x.astype(self.dtype), kernel.astype(self.dtype), axis)
         if self.use_bias:
             bias = self.param("bias", nn.with_logical_partitioning(
                 nn.initializers.zeros, self.kernel_axes[n_in:]), features, jnp.float32)
