@@ -1,6 +1,6 @@
 """``t2t bench attention``: one attention call, forward and backward, per kernel, on packed rows.
 
-    t2t bench attention [--preset gpu|smoke] [--only CASE,...] [--steps N] [--out FILE.json]
+    t2t bench attention [--preset gpu|cpu|smoke] [--only CASE,...] [--steps N] [--out FILE.json]
 
 Why: a training step's profile says how long attention takes, not what a different kernel or mask
 layout would take. This times the attention call alone, on the shapes of the GPU training bench,
@@ -9,14 +9,17 @@ for each way t2t can call it, and checks each against the float32 reference on t
 Cases (``--preset gpu``): T5 v1.1 base's encoder self-attention (128 x 512, 12 heads of 64, the
 relative-position bias [1, h, q, k]), its decoder self-attention (causal, 114, bias) and
 cross-attention (114 queries over 512 keys), and the ~1B decoder-only model's causal
-self-attention (16 x 1024, 14 heads of 128). Rows are packed as pretraining packs them: 1-4
+self-attention (16 x 1024, 14 heads of 128); ``--preset cpu``: the same three T5 cases at T5 v1.1
+small's sizes and ``t2t bench train --preset cpu``'s batch (8 x 512 / 114, 6 heads of 64), in
+float32. Rows are packed as pretraining packs them: 1-4
 examples per row of random lengths, then padding (segment id 0); a cross-attention row's targets
 and inputs hold the same examples.
 
 Kernels:
 
 * ``einsum``: t2t's ``attention_kernel='einsum'`` (``einsum_attention``), the dense segment mask.
-* ``xla``: ``jax.nn.dot_product_attention(implementation='xla')``, the dense mask.
+* ``xla``: ``jax.nn.dot_product_attention(implementation='xla')``, the dense mask; its gradient is
+  autodiff's, where ``einsum``'s is written by hand.
 * ``cudnn_mask``: t2t's ``attention_kernel='dot_product'`` on a GPU (``fused_attention``): cuDNN with
   the dense mask, which cuDNN takes as an additive bias [b, h, q, k] (summed with the relative
   bias) and whose gradient it writes in full.
@@ -83,6 +86,10 @@ PRESETS: dict[str, tuple[AttentionCase, ...]] = {
             AttentionCase("t5_base_decoder_self", 128, 114, 114, 12, 64, causal=True, bias=True),
             AttentionCase("t5_base_cross", 128, 114, 512, 12, 64, causal=False, bias=False),
             AttentionCase("decoder_1b", 16, 1024, 1024, 14, 128, causal=True, bias=False)),
+    # T5 v1.1 small at `t2t bench train --preset cpu`'s shapes (batch 8, 512 inputs, 114 targets).
+    "cpu": (AttentionCase("t5_small_encoder", 8, 512, 512, 6, 64, causal=False, bias=True),
+            AttentionCase("t5_small_decoder_self", 8, 114, 114, 6, 64, causal=True, bias=True),
+            AttentionCase("t5_small_cross", 8, 114, 512, 6, 64, causal=False, bias=False)),
     "smoke": (AttentionCase("encoder", 2, 32, 32, 2, 8, causal=False, bias=True),
               AttentionCase("cross", 2, 16, 32, 2, 8, causal=False, bias=False),
               AttentionCase("decoder", 2, 32, 32, 2, 8, causal=True, bias=False)),
@@ -247,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", help="comma list of case names")
     parser.add_argument("--kernels", default=",".join(KERNELS))
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--dtype", choices=["bfloat16", "float16"], default="bfloat16")
+    parser.add_argument("--dtype", choices=["bfloat16", "float16", "float32"],
+                        help="default: float32 for the cpu preset, bfloat16 otherwise")
     parser.add_argument("--out", help="write the JSON here")
     args = parser.parse_args(argv)
     from t2t.bench.train import machine_info
@@ -260,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(kernels) - set(KERNELS)
     if unknown:
         parser.error(f"unknown kernels {sorted(unknown)}; choose from {KERNELS}")
+    args.dtype = args.dtype or ("float32" if args.preset == "cpu" else "bfloat16")
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     device = jax.devices()[0]
     result = {"benchmark": "attention", "preset": args.preset, "dtype": args.dtype,

@@ -351,60 +351,86 @@ def fused_attention(query: Array, key: Array, value: Array, mask: Array | None,
 
 
 def einsum_attention(query: Array, key: Array, value: Array, mask: Array | None,
-                     bias: Array | None = None,
-                     dropout: Callable[[Array], Array] | None = None) -> Array:
+                     bias: Array | None = None, dropout_keep: Array | None = None) -> Array:
     """The `einsum` kernel: explicit logits [b, h, q, k] with the softmax in float32.
 
-    Shapes as `fused_attention`; causality, if any, is in `mask`. `dropout` acts on the attention
-    weights (in the inputs' dtype).
+    Shapes as `fused_attention`; causality, if any, is in `mask`. `dropout_keep` [b, h, q, k] (the
+    inputs' dtype: 0 or 1 / keep probability) scales the attention weights.
+
+    The gradient is written by hand (`_attention_bwd`) rather than left to autodiff, for two savings
+    on the [b, h, q, k] tensors, which dominate attention's memory traffic at T5's lengths:
+
+    - the softmax gradient w * (dw - sum_k w dw) needs the row sums sum_k w dw, which equal
+      sum_d g * out (g = the output's gradient [b, q, h, d]): a pass over [b, q, h, d] instead of
+      one over two [b, h, q, k] tensors (FlashAttention's trick);
+    - a [1, h, q, k] bias (T5's relative positions) is shared by every layer of a stack, so its
+      gradient sums each layer's logits gradient over the batch. Left to autodiff, XLA:CPU fuses all
+      layers' batch sums into one reduction at the end of the backward pass, which holds every
+      layer's [b, h, q, k] gradient until then; here each layer reduces its own at once, as a dot
+      with ones (T5 v1.1 small, batch 8 x 512/114: 5.19 vs 5.33 s/step, experiments/benchmarks/
+      train_step_cpu.md).
     """
+    return _attention(query, key, value, mask, bias, dropout_keep)
+
+
+def _attention_weights(query: Array, key: Array, mask: Array | None, bias: Array | None) -> Array:
+    """softmax(q k^T + bias), masked: float32 [b, h, q, k]."""
     logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
     if bias is not None:
-        logits = add_bias(logits, bias.astype(jnp.float32))
+        logits = logits + bias.astype(jnp.float32)
     if mask is not None:
         logits = jnp.where(mask, logits, NEG_INF)
-    weights = jax.nn.softmax(logits).astype(query.dtype)  # float32 softmax for stability
-    if dropout is not None:
-        weights = dropout(weights)
-    return jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    return jax.nn.softmax(logits)  # float32 for stability
+
+
+def _kept(weights: Array, dtype: jnp.dtype, dropout_keep: Array | None) -> Array:
+    weights = weights.astype(dtype)
+    return weights if dropout_keep is None else weights * dropout_keep
+
+
+@jax.custom_vjp
+def _attention(query: Array, key: Array, value: Array, mask: Array | None, bias: Array | None,
+               dropout_keep: Array | None) -> Array:
+    return _attention_fwd(query, key, value, mask, bias, dropout_keep)[0]
+
+
+def _attention_fwd(query: Array, key: Array, value: Array, mask: Array | None, bias: Array | None,
+                   dropout_keep: Array | None) -> tuple[Array, tuple]:
+    weights = _attention_weights(query, key, mask, bias)
+    out = jnp.einsum("bhqk,bkhd->bqhd", _kept(weights, query.dtype, dropout_keep), value)
+    return out, (query, key, value, mask, bias, dropout_keep, weights, out)
+
+
+def _attention_bwd(residuals: tuple, g: Array) -> tuple:
+    query, key, value, mask, bias, dropout_keep, weights, out = residuals
+    dkept = jnp.einsum("bqhd,bkhd->bhqk", g, value)
+    dweights = (dkept if dropout_keep is None else dkept * dropout_keep).astype(jnp.float32)
+    # sum_k w dw = sum_k w keep (g . v_k) = g . out, in float32: [b, q, h, d] -> [b, h, q, 1].
+    row_sums = jnp.einsum("bqhd,bqhd->bhq", g.astype(jnp.float32), out.astype(jnp.float32))
+    dlogits = weights * (dweights - row_sums[..., None])
+    if mask is not None:
+        # Masked logits are constants: exact zeros, also in fully masked (padding) rows, whose
+        # weights are uniform rather than zero.
+        dlogits = jnp.where(mask, dlogits, 0.0)
+    dbias = None
+    if bias is not None:
+        if bias.shape[0] == dlogits.shape[0]:
+            dbias = dlogits.astype(bias.dtype)
+        else:  # a bias shared by the batch: sum the batch as a dot with ones (see einsum_attention)
+            ones = jnp.ones((1, dlogits.shape[0]), dlogits.dtype)
+            dbias = jnp.tensordot(ones, dlogits, axes=1).astype(bias.dtype)
+    dlogits = dlogits.astype(query.dtype)
+    dquery = jnp.einsum("bhqk,bkhd->bqhd", dlogits, key)
+    dkey = jnp.einsum("bhqk,bqhd->bkhd", dlogits, query)
+    dvalue = jnp.einsum("bhqk,bqhd->bkhd", _kept(weights, value.dtype, dropout_keep), g)
+    return dquery, dkey, dvalue, None, dbias, None
+
+
+_attention.defvjp(_attention_fwd, _attention_bwd)
 
 
 # Logical names of a key or value cache [b, K, h, d]: laid out like the keys and values themselves.
 CACHE_AXES = ("batch", "length", "act_heads", "act_kv")
-
-
-@jax.custom_vjp
-def _add_broadcast_bias(logits: Array, bias: Array) -> Array:
-    return logits + bias
-
-
-def _add_broadcast_bias_fwd(logits: Array, bias: Array) -> tuple[Array, None]:
-    return logits + bias, None
-
-
-def _add_broadcast_bias_bwd(_, grad: Array) -> tuple[Array, Array]:
-    # Summing over the batch as a contraction with ones keeps it a separate dot per layer, which
-    # XLA does not merge with the other layers' sums (it does merge reductions).
-    ones = jnp.ones((1, grad.shape[0]), grad.dtype)
-    return grad, jnp.tensordot(ones, grad, axes=1)
-
-
-_add_broadcast_bias.defvjp(_add_broadcast_bias_fwd, _add_broadcast_bias_bwd)
-
-
-def add_bias(logits: Array, bias: Array) -> Array:
-    """logits [b, h, q, k] + bias [1 or b, h, q, k].
-
-    A [1, h, q, k] bias (T5's relative positions) is shared by every layer of a stack, so its
-    gradient sums every layer's logits gradient over the batch. Left to autodiff, XLA on CPU fuses
-    all layers' batch sums into one reduction at the end of the backward pass, which holds every
-    layer's [b, h, q, k] gradient until then and runs slowly (experiments/benchmarks/
-    train_step_cpu.md); here each layer reduces its own at once, as a dot with ones. T5 v1.1 small,
-    batch 8 x 512/114: 5.19 vs 5.33 s/step, faster in 5 of 5 interleaved rounds on a quiet host.
-    """
-    if bias.shape[0] == 1 and logits.shape[0] > 1:
-        return _add_broadcast_bias(logits, bias)
-    return logits + bias
 
 
 class MultiHeadAttention(nn.Module):
@@ -455,8 +481,14 @@ class MultiHeadAttention(nn.Module):
             if is_causal:
                 raise ValueError("is_causal needs attention_kernel='dot_product'; the einsum "
                                  "kernel takes causality in its mask.")
-            dropout = functools.partial(nn.Dropout(cfg.dropout_rate), deterministic=deterministic)
-            out = einsum_attention(query, key, value, mask, bias, dropout)
+            keep = None
+            if not deterministic and cfg.dropout_rate > 0:
+                # The dropout of the attention weights as a scale (0 or 1 / keep probability), so
+                # that the hand-written gradient can apply it too.
+                shape = (query.shape[0], cfg.num_heads, query.shape[1], key.shape[1])
+                keep = nn.Dropout(cfg.dropout_rate)(jnp.ones(shape, query.dtype),
+                                                    deterministic=False)
+            out = einsum_attention(query, key, value, mask, bias, keep)
         out = constrain(out, "batch", "length", "act_heads", "act_kv")
         return dense(cfg, cfg.d_model, ("heads", "kv", "embed"), "out", axis=(-2, -1),
                      init_distribution="normal")(out)

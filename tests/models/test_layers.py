@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from t2t.models.config import TransformerConfig
-from t2t.models.layers import (CACHE_AXES, DenseGeneral, Mlp, MultiHeadAttention, RMSNorm,
-                               RelativePositionBias, add_bias, attention_mask, contract,
+from t2t.models.layers import (CACHE_AXES, NEG_INF, DenseGeneral, Mlp, MultiHeadAttention, RMSNorm,
+                               RelativePositionBias, attention_mask, contract, einsum_attention,
                                decoding_mask, kernel_gradient_inputs_first,
                                relative_position_bucket)
 
@@ -146,20 +146,57 @@ def test_mlp_variants(activations, kernels):
     np.testing.assert_allclose(Mlp(cfg).apply(params, x), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("bias_rows", [1, 3])
-def test_add_bias_has_the_gradients_of_a_plain_sum(bias_rows):
-    """The per-layer reduction of a shared bias's gradient is the broadcast's own gradient."""
+def _plain_attention(q, k, v, mask, bias, keep):
+    """Attention as autodiff would differentiate it: the reference for the hand-written gradient."""
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+    if bias is not None:
+        logits = logits + bias.astype(jnp.float32)
+    logits = jnp.where(mask, logits, NEG_INF)
+    weights = jax.nn.softmax(logits).astype(q.dtype)
+    if keep is not None:
+        weights = weights * keep
+    return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+@pytest.mark.parametrize("bias_rows, dropout, dtype", [
+    (1, False, jnp.float32),  # T5: one relative-position bias shared by the batch
+    (3, False, jnp.float32),  # a bias per example (decoding's shape)
+    (None, True, jnp.float32),  # no bias (BERT, GPT), dropout on the weights
+    (1, True, jnp.bfloat16),  # mixed precision
+])
+def test_einsum_attention_has_the_gradients_of_autodiff(bias_rows, dropout, dtype):
+    """The hand-written backward (row sums from g . out, a shared bias summed as a dot) equals
+    autodiff of the plain formula, also in fully masked (padding) rows and with dropout."""
     rng = np.random.default_rng(0)
-    logits, weights = (jnp.asarray(rng.normal(size=(3, 2, 4, 5)), jnp.float32) for _ in range(2))
-    bias = jnp.asarray(rng.normal(size=(bias_rows, 2, 4, 5)), jnp.float32)
+    b, q_len, k_len, h, d = 3, 5, 6, 2, 4
+    q, g = (jnp.asarray(rng.normal(size=(b, q_len, h, d)), dtype) for _ in range(2))
+    k, v = (jnp.asarray(rng.normal(size=(b, k_len, h, d)), dtype) for _ in range(2))
+    bias = None if bias_rows is None else jnp.asarray(
+        rng.normal(size=(bias_rows, h, q_len, k_len)), jnp.float32)
+    # Example 0 packs two segments, example 1 has padding (fully masked query rows), 2 is causal.
+    q_seg = jnp.asarray([[1, 1, 2, 2, 2], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    k_seg = jnp.asarray([[1, 1, 2, 2, 2, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    mask = attention_mask(q_seg, k_seg)
+    mask = mask.at[2].set(mask[2] & jnp.tril(jnp.ones((q_len, k_len), bool)))
+    keep = None
+    if dropout:
+        keep = jnp.asarray(rng.random((b, h, q_len, k_len)) > 0.3, dtype) / 0.7
 
-    def loss(add):
-        return lambda lg, b: jnp.sum(jnp.tanh(add(lg, b)) * weights)
+    def loss(attend):
+        return lambda q, k, v, bias: jnp.sum(
+            attend(q, k, v, mask, bias, keep).astype(jnp.float32) * g.astype(jnp.float32))
 
-    ours = jax.grad(loss(add_bias), argnums=(0, 1))(logits, bias)
-    plain = jax.grad(loss(jnp.add), argnums=(0, 1))(logits, bias)
-    for a, b in zip(ours, plain):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    ours = jax.value_and_grad(loss(einsum_attention), argnums=(0, 1, 2, 3))(q, k, v, bias)
+    plain = jax.value_and_grad(loss(_plain_attention), argnums=(0, 1, 2, 3))(q, k, v, bias)
+    tol = 1e-5 if dtype == jnp.float32 else 3e-2
+    np.testing.assert_allclose(ours[0], plain[0], rtol=tol)
+    assert bias is None or ours[1][3].shape == bias.shape
+    for ours_grad, plain_grad in zip(ours[1], plain[1]):
+        if plain_grad is None:
+            continue
+        scale = float(jnp.max(jnp.abs(plain_grad.astype(jnp.float32))))
+        np.testing.assert_allclose(np.asarray(ours_grad, np.float32) / scale,
+                                   np.asarray(plain_grad, np.float32) / scale, atol=tol)
 
 
 @pytest.mark.parametrize("axes, x_shape, kernel_shape", [
