@@ -97,13 +97,14 @@ def evaluate(task: Task | str, predictor: Predictor, split: str | None = None, m
         if len(outputs) != len(inputs):
             raise ValueError(f"predictor.generate returned {len(outputs)} outputs for {len(inputs)} inputs")
     targets = [task.target(e) for e in examples]
-    predictions = [task.postprocess(o) for o in outputs]
+    predictions = [task.prediction(o, e) for o, e in zip(outputs, examples)]
     results: dict[str, float] = {}
     for metric in task.metrics:
         results.update(metric(targets, predictions))
     if rank_classification:
-        labels = [task.postprocess(name) for name in task.label_names]
-        results["target_nll"] = target_nll(scores, targets, labels)
+        # By label name: a metric's target may hold more than the label (MultiRC's question).
+        reference_labels = [e["targets"] for e in examples]
+        results["target_nll"] = target_nll(scores, reference_labels, task.label_names)
     else:
         # The reference's likelihood grades models whose generations all score near zero (BLEU and
         # ROUGE of small models), as rank classification's target_nll does for labels.

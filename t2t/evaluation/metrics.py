@@ -1,14 +1,16 @@
 """T5's downstream metrics as plain functions: ``metric(targets, predictions) -> {name: value}``.
 
 Every metric takes the postprocessed targets and predictions of a task (strings, class ids or numbers,
-see t2t/evaluation/tasks.py) and returns a dict, on T5's 0-100 scale and under T5's names, so that
-results line up with the paper's tables:
+see t2t/evaluation/tasks.py; MultiRC's targets are :class:`Grouped`) and returns a dict, on T5's
+0-100 scale and under T5's names, so that results line up with the paper's tables:
 
     bleu             {"bleu"}                             sacrebleu corpus BLEU, T5's arguments
     rouge            {"rouge1", "rouge2", "rougeLsum"}    rouge-score F-measures
     squad            {"em", "f1"}                         SQuAD v1.1 normalisation, max over references
     accuracy         {"accuracy"}
     f1_with_invalid  {"f1"}                               binary F1; an unknown label counts as wrong
+    f1_over_all_answers {"f1a"}                           MultiRC: that F1 over every answer
+    mean_group_metric(all_match) {"exact_match"}          MultiRC: share of questions all right
     mean_multiclass_f1(n) {"mean_<n>class_f1"}            unweighted mean of per-class F1 (CB)
     matthews_corrcoef {"matthews_corrcoef"}               CoLA
     pearson_corrcoef, spearman_corrcoef                   STS-B
@@ -23,8 +25,8 @@ import collections
 import importlib
 import re
 import string
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -159,6 +161,63 @@ def f1_with_invalid(targets: Sequence[int], predictions: Sequence[int]) -> dict[
     invalid = (predictions != 0) & (predictions != 1)
     predictions[invalid] = 1 - targets[invalid]
     return {"f1": 100 * _f1_per_class(targets, predictions, 1)}
+
+
+class Grouped(NamedTuple):
+    """A target with the group its example belongs to, for metrics scored per group: a MultiRC
+    answer's label with its question, ``Grouped(1, (paragraph_idx, question_idx))``."""
+
+    value: Any
+    group: Hashable
+
+
+def f1_over_all_answers(targets: Sequence[Grouped | int], predictions: Sequence[int]
+                        ) -> dict[str, float]:
+    """MultiRC's "F1a": :func:`f1_with_invalid` over every answer of every question, ignoring
+    the groups (T5's ``multirc_f1_over_all_answers``), under the SuperGLUE paper's name.
+
+    >>> f1_over_all_answers([Grouped(1, "q1"), Grouped(0, "q1"), Grouped(1, "q2")], [1, 1, 1])
+    {'f1a': 80.0}
+    """
+    values = [t.value if isinstance(t, Grouped) else t for t in targets]
+    return {"f1a": f1_with_invalid(values, predictions)["f1"]}
+
+
+def all_match(targets: Sequence[Any], predictions: Sequence[Any]) -> dict[str, float]:
+    """100 when every prediction equals its target, else 0 (T5's ``all_match``): a group's
+    exact match under :func:`mean_group_metric`."""
+    _check_lengths(targets, predictions)
+    return {"exact_match": 100.0 * all(t == p for t, p in zip(targets, predictions))}
+
+
+def mean_group_metric(metric: Metric) -> Metric:
+    """``metric`` on each group's values (targets are :class:`Grouped`), averaged over groups
+    with equal weight (T5's ``mean_group_metric``). MultiRC's exact match is
+    ``mean_group_metric(all_match)``: the share of questions whose answers are all labelled
+    right, so a question with five answers counts as much as one with two.
+
+    >>> em = mean_group_metric(all_match)
+    >>> em([Grouped(1, "q1"), Grouped(0, "q1"), Grouped(1, "q2")], [1, 1, 1])
+    {'exact_match': 50.0}
+    """
+
+    def grouped(targets: Sequence[Grouped], predictions: Sequence[Any]) -> dict[str, float]:
+        _check_lengths(targets, predictions)
+        groups: dict[Hashable, tuple[list, list]] = {}
+        for target, prediction in zip(targets, predictions):
+            if not isinstance(target, Grouped):
+                raise TypeError("mean_group_metric needs Grouped targets (a task with a "
+                                f"group_key), got {target!r}")
+            group_targets, group_predictions = groups.setdefault(target.group, ([], []))
+            group_targets.append(target.value)
+            group_predictions.append(prediction)
+        scores = collections.defaultdict(list)
+        for group_targets, group_predictions in groups.values():
+            for key, value in metric(group_targets, group_predictions).items():
+                scores[key].append(value)
+        return {key: float(np.mean(values)) for key, values in scores.items()}
+
+    return grouped
 
 
 def mean_multiclass_f1(num_classes: int) -> Metric:

@@ -2,6 +2,7 @@
 output, the ROUGE and BLEU papers' definitions worked by hand, scikit-learn and scipy."""
 
 import collections
+import doctest
 import math
 
 import numpy as np
@@ -155,6 +156,28 @@ def test_binary_mcc_and_f1_hand_worked():
     assert metrics.matthews_corrcoef([0, 1, 0], [1, 1, 1]) == {"matthews_corrcoef": 0.0}  # constant predictor
 
 
+def test_multirc_f1a_over_all_answers_and_exact_match_per_question_hand_worked():
+    """Three questions: q (0, 0) all right, (0, 1) one answer wrong, (1, 0) an invalid output.
+
+    F1a pools the six answers: the invalid output counts as the wrong class (0 for a 1), so
+    TP 2, FP 0, FN 2 -> F1 = 2*2 / (2*2 + 0 + 2) = 2/3. Exact match is per question: only
+    (0, 0) is all right -> 1/3, although 3 of the 6 answers sit in all-right questions (a mean
+    over answers would give 1/2) and 4 of 6 are right. (1, 0) and (0, 0) share a question index
+    but are different questions: pooled they would give 0 instead.
+    """
+    grouped = metrics.Grouped
+    targets = [grouped(1, (0, 0)), grouped(0, (0, 0)), grouped(1, (0, 0)),
+               grouped(0, (0, 1)), grouped(1, (0, 1)), grouped(1, (1, 0))]
+    predictions = [1, 0, 1, 0, 0, -1]
+    assert close(metrics.f1_over_all_answers(targets, predictions), {"f1a": 200 / 3})
+    exact_match = metrics.mean_group_metric(metrics.all_match)
+    assert close(exact_match(targets, predictions), {"exact_match": 100 / 3})
+    assert close(exact_match(targets, [1, 0, 1, 0, 1, 1]), {"exact_match": 100.0})
+    assert close(metrics.f1_over_all_answers([1, 0], [1, 1]), {"f1a": 200 / 3})  # plain labels
+    with pytest.raises(TypeError, match="Grouped targets"):
+        exact_match([1, 0], [1, 0])
+
+
 def test_correlations_equal_scipys_with_ties():
     stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(0)
@@ -173,3 +196,9 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sacrebleu", None)  # as if not installed
     with pytest.raises(ImportError, match=r"BLEU metric needs sacrebleu: pip install 't2t\[eval\]'"):
         metrics.bleu(["a b c"], ["a b c"])
+
+
+def test_docstring_examples_hold():
+    """The worked examples in the metrics' docstrings (MultiRC's F1a and grouped exact match)."""
+    assert doctest.testmod(metrics).failed == 0
+

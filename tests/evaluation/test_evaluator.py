@@ -1,5 +1,6 @@
 """The evaluator with fake predictors: generation and rank classification, the metrics file, `t2t eval`."""
 
+import dataclasses
 import json
 import types
 
@@ -8,7 +9,7 @@ import pytest
 from t2t.evaluation import evaluator
 from t2t.decoding.scoring import rank_classify
 from t2t.evaluation.evaluator import evaluate, write_eval_metrics
-from t2t.evaluation.tasks import TOPICS, get_task
+from t2t.evaluation.tasks import TOPICS, SuiteSource, get_task
 
 
 class LookupPredictor:
@@ -100,6 +101,46 @@ def test_rank_classification_scores_every_label_and_never_generates(suite):
     assert rank_classify(negative, ["q"], [["a", "b", "c"]]) == [1]
     with pytest.raises(ValueError, match="needs a classification task"):
         evaluate("gettext_ende", predictor, data_dir=str(suite), rank_classification=True)
+
+
+def task_on_records(tmp_path, task_name, records):
+    """``task_name`` reading ``records`` (in its TFDS fields) as its validation split."""
+    (tmp_path / task_name).mkdir()
+    lines = "".join(json.dumps(r) + "\n" for r in records)
+    (tmp_path / task_name / "validation.jsonl").write_text(lines)
+    return dataclasses.replace(get_task(task_name), source=SuiteSource(task_name))
+
+
+def test_multirc_scores_answers_and_questions_with_generation_and_rank_classification(tmp_path):
+    """Question 0 has answers A (true) and B (false), question 1 answer C (true); the predictor
+    calls B true: F1a = 2*2 / (2*2 + 1) = 80, exact match 1 of 2 questions = 50."""
+    records = [{"paragraph": "Tom ran.", "question": f"Q{q}?", "answer": answer, "label": label,
+                "idx": {"paragraph": 0, "question": q, "answer": i}}
+               for i, (q, answer, label) in enumerate([(0, "A", 1), (0, "B", 0), (1, "C", 1)])]
+    task = task_on_records(tmp_path, "super_glue_multirc", records)
+    examples = task.examples(data_dir=str(tmp_path))
+    predictor = LookupPredictor({e["inputs"]: "True" for e in examples})
+    # target_nll: -log p(reference) is 1 for B alone, whether its text or its label is scored.
+    expected = {"f1a": pytest.approx(80.0), "exact_match": 50.0, "num_examples": 3,
+                "target_nll": pytest.approx(1 / 3)}
+    assert evaluate(task, predictor, data_dir=str(tmp_path)) == expected
+    assert evaluate(task, predictor, data_dir=str(tmp_path), rank_classification=True) == expected
+
+
+def test_wsc_reads_each_output_against_its_examples_referent(tmp_path):
+    """One text, two candidates: "Tom" (the referent, label 1) and "Bob" (label 0). Answering
+    "the Tom" for both is right twice: it names the first candidate and not the second."""
+    records = [{"text": "Tom asked Bob if he could go.", "span1_index": 0, "span1_text": name,
+                "span2_index": 4, "span2_text": "he", "label": label, "idx": i}
+               for i, (name, label) in enumerate([("Tom", 1), ("Bob", 0)])]
+    task = task_on_records(tmp_path, "super_glue_wsc_simple", records)
+    question = "wsc: Tom asked Bob if *he* could go."
+
+    def accuracy(output):
+        predictor = LookupPredictor({question: output})
+        return evaluate(task, predictor, data_dir=str(tmp_path))["accuracy"]
+
+    assert accuracy("the Tom") == 100.0 and accuracy("Bob") == 0.0
 
 
 def test_metrics_file_appends_lines_in_the_training_metrics_format(tmp_path):

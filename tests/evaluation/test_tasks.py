@@ -1,6 +1,7 @@
 """Downstream tasks: T5's exact text-to-text formats, on hand-written records (T5's own docstring
 examples) and on TFDS mock data read through the random-access path without TensorFlow."""
 
+import dataclasses
 import json
 import re
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from t2t.evaluation import metrics
-from t2t.evaluation.tasks import TASKS, TOPICS, LabelId, get_task, pad_punctuation, to_float
+from t2t.evaluation.tasks import (TASKS, TOPICS, LabelId, SuiteSource, get_task, pad_punctuation,
+                                  to_float)
 
 
 # ----- hand-written records (no TFDS needed) -----
@@ -84,18 +86,133 @@ def test_postprocessors_and_targets():
 
 
 def test_label_names_are_tfds_label_classes_and_every_glue_config_is_a_task():
-    tfds = pytest.importorskip("tensorflow_datasets")
-    import tensorflow_datasets.text.glue  # noqa: F401
-    import tensorflow_datasets.text.super_glue  # noqa: F401
+    pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets.text import glue, super_glue
 
-    glue = tfds.builder_cls("glue").builder_configs
-    assert {f"glue_{name}" for name in glue} <= set(TASKS)
-    for name, config in glue.items():
+    glue_configs = glue.Glue.builder_configs
+    assert {f"glue_{name}" for name in glue_configs} <= set(TASKS)
+    for name, config in glue_configs.items():
         if config.label_classes:
             assert get_task(f"glue_{name}").label_names == tuple(config.label_classes)
-    for name, config in tfds.builder_cls("super_glue").builder_configs.items():
-        if f"super_glue_{name}" in TASKS:
-            assert get_task(f"super_glue_{name}").label_names == tuple(config.label_classes)
+    configs = super_glue.SuperGlue.builder_configs
+    labelled = ("boolq", "cb", "copa", "multirc", "rte", "wic")
+    for name in labelled:
+        assert get_task(f"super_glue_{name}").label_names == tuple(configs[name].label_classes)
+    # ReCoRD and WSC generate names (an entity, the referent): no labels to rank.
+    assert get_task("super_glue_record").label_names is None
+    wsc = get_task("super_glue_wsc_simple")
+    assert wsc.label_names is None and wsc.source.name == "super_glue/wsc.fixed:1.0.2"
+    assert "wsc.fixed" in configs  # TFDS's version with the spans fixed, which T5 reads
+
+
+# ----- MultiRC, ReCoRD and WSC: T5's own formats, on records as TFDS gives them -----
+
+def test_multirc_sorts_keys_strips_markup_everywhere_and_keeps_the_question_group():
+    record = {"paragraph": b"<b>Sent 1: </b>Tom ran home.<br><b>Sent 2: </b>He slept.<br>",
+              "question": b"Who <b>ran</b>?", "answer": b"Tom", "label": np.int64(1),
+              "idx": {"paragraph": np.int32(3), "question": np.int32(7), "answer": np.int32(21)}}
+    task = get_task("super_glue_multirc")
+    example = task.preprocess(record)
+    assert example == {"inputs": "multirc answer: Tom paragraph: Sent 1: Tom ran home. Sent 2: He "
+                                 "slept.  question: Who ran?", "targets": "True", "group": (3, 7)}
+    assert task.target(example) == metrics.Grouped(1, (3, 7))
+    assert task.prediction("False", example) == 0 and task.prediction("maybe", example) == -1
+    assert task.preprocess({**record, "label": np.int64(-1)})["targets"] == "<unk>"
+
+
+RECORD = {"passage": b"Tom met Ann in Rome.\n@highlight\nThey wed\n@highlight\n\"We did!\"\n"
+                     b"@highlight\nRome is far",
+          "query": b"@placeholder married Tom.",
+          "entities": np.array([b"Ann", b"Rome", b"Tom"], dtype=object),
+          "answers": np.array([b"Ann", b"Ann Smith"], dtype=object),
+          "idx": {"passage": np.int32(0), "query": np.int32(4)}}
+
+
+def test_record_cleans_highlights_and_evaluates_each_record_once():
+    example = get_task("super_glue_record").preprocess(RECORD)
+    # "@highlight" after a full stop or quote -> a space; otherwise -> a full stop.
+    assert example == {"inputs": "record query: @placeholder married Tom. entities: Ann, Rome, Tom "
+                                 "passage: Tom met Ann in Rome. They wed. \"We did!\" Rome is far",
+                       "targets": "Ann", "answers": ["Ann", "Ann Smith"]}
+    test_record = {**RECORD, "answers": np.array([], dtype=object)}
+    assert get_task("super_glue_record").preprocess(test_record)["targets"] == "<unk>"
+    assert get_task("super_glue_record").target(example) == ["Ann", "Ann Smith"]
+
+
+def wsc_record(text, span2_index, span2_text, label=1, span1_text="Tom"):
+    return {"text": text.encode(), "span1_index": np.int32(2), "span1_text": span1_text.encode(),
+            "span2_index": np.int32(span2_index), "span2_text": span2_text.encode(),
+            "label": np.int64(label), "idx": np.int32(0)}
+
+
+def test_wsc_simple_marks_the_pronoun_at_its_word_index():
+    task = get_task("super_glue_wsc_simple")
+    record = wsc_record("Mitchell asked Tom if he could lend some money.", 4, "he")
+    assert task.preprocess(record) == {
+        "inputs": "wsc: Mitchell asked Tom if *he* could lend some money.", "targets": "Tom",
+        "label": 1}  # T5's docstring example
+    # The word index, not the first occurrence: the second "he" is marked.
+    second = task.preprocess(wsc_record("Tom said he knew he was late.", 4, "he", label=0))
+    assert second["inputs"] == "wsc: Tom said he knew *he* was late." and second["label"] == 0
+    # Words are split at single spaces (two spaces make an empty word), as in T5; a last word
+    # keeps a space after its mark.
+    assert task.preprocess(wsc_record("Tom  saw him", 3, "him"))["inputs"] == "wsc: Tom  saw *him* "
+    with pytest.raises(ValueError, match="not the pronoun 'she'"):
+        task.preprocess(wsc_record("Mitchell asked Tom if he could lend some money.", 4, "she"))
+    with pytest.raises(ValueError, match="index 0"):
+        task.preprocess(wsc_record("He asked Tom.", 0, "He"))
+    # T5's fix of a text whose pronoun "him," is followed by a quote.
+    text = ('The boy continued to whip the pony , and eventually the pony threw him over. John '
+            'laughed out quite loud. "Good for him," he said. ')
+    assert task.preprocess(wsc_record(text, 22, "him"))["inputs"].endswith(
+        'loud. "Good for *him* ," he said.')
+
+
+def test_wsc_referent_match_follows_t5s_postprocessor():
+    task = get_task("super_glue_wsc_simple")
+    example = task.preprocess(wsc_record("The owner of the dog said he was late.", 6, "he",
+                                         span1_text="The owner of the dog"))
+
+    def match(output):
+        return task.prediction(output, example)
+
+    assert match("the owner of the dog") == 1 and match(" The Owner ") == 1  # a subset of words
+    # Determiners go wherever they stand (not only in front): "owner of a dog" is the referent.
+    assert match("owner of a dog") == 1 and match("his owner of every dog") == 1
+    assert match("the cat") == 0 and match("owner of a cat") == 0
+    assert match("the owner's dog") == 0  # a possessive on one side only
+    assert match("the") == -1 and match("") == -1  # nothing left: never a label
+    # Scored against the label: a "no" example is right when the output names someone else.
+    assert task.target(example) == 1
+    no = {**example, "label": 0}
+    assert metrics.accuracy([task.target(example), task.target(no)],
+                            [match("owner"), task.prediction("a cat", no)]) == {"accuracy": 100.0}
+
+
+def test_train_split_expands_record_per_answer_and_keeps_true_wsc_referents(tmp_path):
+    record = {k: v for k, v in RECORD.items() if k != "idx"}
+    record = {k: v.decode() if isinstance(v, bytes) else v for k, v in record.items()}
+    record.update(entities=["Ann", "Rome", "Tom"], answers=["Ann", "Ann Smith"])
+    no_answers = {**record, "answers": []}
+    wsc = [{"text": "Tom asked Bob if he could go.", "span1_index": 0, "span1_text": t,
+            "span2_index": 4, "span2_text": "he", "label": label, "idx": 0}
+           for t, label in (("Tom", 1), ("Bob", 0), ("Tom", 1))]
+    for name, records in (("record", [record, no_answers]), ("wsc", wsc)):
+        for split in ("train", "validation"):
+            (tmp_path / name).mkdir(exist_ok=True)
+            (tmp_path / name / f"{split}.jsonl").write_text(
+                "".join(json.dumps(r) + "\n" for r in records))
+    record_task = dataclasses.replace(get_task("super_glue_record"), source=SuiteSource("record"))
+    train = record_task.examples("train", data_dir=str(tmp_path))
+    assert [e["targets"] for e in train] == ["Ann", "Ann Smith", "<unk>"]
+    assert all(e["answers"] == ["Ann", "Ann Smith"] for e in train[:2])
+    validation = record_task.examples("validation", data_dir=str(tmp_path))
+    assert [e["targets"] for e in validation] == ["Ann", "<unk>"]  # one example per record
+    wsc_task = dataclasses.replace(get_task("super_glue_wsc_simple"), source=SuiteSource("wsc"))
+    wsc_train = wsc_task.examples("train", data_dir=str(tmp_path))
+    assert [e["targets"] for e in wsc_train] == ["Tom", "Tom"]  # "Bob" is not the referent
+    assert len(wsc_task.examples("train", max_examples=2, data_dir=str(tmp_path))) == 1  # records
+    assert [e["label"] for e in wsc_task.examples(data_dir=str(tmp_path))] == [1, 0, 1]
 
 
 def test_unknown_task_and_split_are_clear_errors():
@@ -172,10 +289,38 @@ def test_summarization_on_mock_data(mock_tfds):
     assert examples == [{"inputs": f"summarize: {r['article']}", "targets": r["highlights"]} for r in raw]
 
 
-def test_translation_on_mock_data(mock_tfds):
-    examples = get_task("wmt14_ende").examples(max_examples=4)
-    raw = raw_records(mock_tfds, "wmt14_translate/de-en:1.0.0", "validation")
-    assert examples == [{"inputs": f"translate English to German: {r['en']}", "targets": r["de"]} for r in raw]
+@pytest.mark.parametrize("task_name,language,name", [("wmt14_ende", "de", "German"),
+                                                    ("wmt14_enfr", "fr", "French"),
+                                                    ("wmt16_enro", "ro", "Romanian")])
+def test_translation_on_mock_data(mock_tfds, task_name, language, name):
+    task = get_task(task_name)
+    examples = task.examples(max_examples=4)
+    raw = raw_records(mock_tfds, task.source.name, "validation")
+    assert examples == [{"inputs": f"translate English to {name}: {r['en']}",
+                         "targets": r[language]} for r in raw]
+
+
+def test_multirc_on_mock_data(mock_tfds):
+    task = get_task("super_glue_multirc")
+    examples = task.examples(max_examples=4)
+    for example, r in zip(examples, raw_records(mock_tfds, task.source.name, "validation")):
+        assert example["inputs"] == (f"multirc answer: {r['answer']} paragraph: {r['paragraph']} "
+                                     f"question: {r['question']}")  # mock text has no markup
+        assert example["targets"] == ("False", "True")[int(r["label"])]
+        assert example["group"] == (int(r["idx"]["paragraph"]), int(r["idx"]["question"]))
+
+
+def test_record_on_mock_data(mock_tfds):
+    task = get_task("super_glue_record")
+    raw = raw_records(mock_tfds, task.source.name, "validation")
+    for example, r in zip(task.examples(max_examples=4), raw):
+        assert example["inputs"] == (f"record query: {r['query']} entities: "
+                                     f"{', '.join(r['entities'])} passage: {r['passage']}")
+        assert example["answers"] == list(r["answers"])
+        assert example["targets"] == (r["answers"][0] if len(r["answers"]) else "<unk>")
+    train = task.examples("train", max_examples=4)
+    assert len(train) == sum(max(len(r["answers"]), 1)
+                             for r in raw_records(mock_tfds, task.source.name, "train"))
 
 
 def test_question_answering_on_mock_data(mock_tfds):
