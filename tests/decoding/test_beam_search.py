@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from decoding_fakes import INPUTS, markov_decoder, markov_table, tiny_model
+from decoding_fakes import INPUTS, markov_decoder, markov_table, penalised_scores, tiny_model
 
 from t2t.data.vocab import EOS_ID, PAD_ID
 from t2t.decoding.adapter import make_decoder
@@ -111,9 +111,6 @@ def test_beam_search_on_a_scanned_model_scores_each_beam_with_the_model():
     log_probs = jax.jit(lambda p, f: jax.nn.log_softmax(model.apply({"params": p}, f)["logits"]))(
         params, features)
     log_probs = np.take_along_axis(np.asarray(log_probs), tokens[..., None], -1)[..., 0]
-    ended = np.cumsum(tokens == EOS_ID, axis=1) - (tokens == EOS_ID) > 0  # after the first EOS
-    lengths = np.sum(~ended, axis=1)
     np.testing.assert_allclose(np.asarray(beams.scores).reshape(-1),
-                               np.sum(np.where(ended, 0, log_probs), axis=1) / _lp(lengths, 0.6),
-                               rtol=1e-4)
+                               penalised_scores(log_probs, tokens, 0.6), rtol=1e-4)
     assert len({tuple(t) for t in tokens}) == len(tokens)  # k different beams per row
