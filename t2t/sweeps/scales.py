@@ -32,8 +32,9 @@ SCALE_ENV = "T2T_SWEEP_SCALE"
 # The T5 paper's downstream tasks (Table 2's columns; GLUE and SuperGLUE by their tasks).
 PAPER_TASKS = ("glue_cola", "glue_sst2", "glue_mrpc", "glue_stsb", "glue_qqp", "glue_mnli",
                "glue_qnli", "glue_rte", "cnn_dailymail", "squad", "super_glue_boolq",
-               "super_glue_cb", "super_glue_copa", "super_glue_rte", "super_glue_wic",
-               "wmt14_ende", "wmt14_enfr", "wmt16_enro")
+               "super_glue_cb", "super_glue_copa", "super_glue_multirc", "super_glue_record",
+               "super_glue_rte", "super_glue_wic", "super_glue_wsc_simple", "wmt14_ende",
+               "wmt14_enfr", "wmt16_enro")
 
 
 @dataclasses.dataclass(frozen=True)
