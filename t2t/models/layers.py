@@ -50,9 +50,42 @@ class RMSNorm(nn.Module):
         scale = self.param(
             "scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
             (x.shape[-1],), jnp.float32)
-        x32 = x.astype(jnp.float32)  # the mean of squares is taken in float32 even for bf16 compute
-        y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.epsilon)
-        return (y * scale).astype(self.dtype)
+        return rms_norm(x, scale, self.epsilon).astype(self.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def rms_norm(x: Array, scale: Array, epsilon: float) -> Array:
+    """x / rms(x) * scale in float32 (the mean of squares in float32 even for bf16 compute):
+    [..., e], [e] -> float32 [..., e].
+
+    The gradient is written by hand so that the backward pass keeps only x and the per-row
+    r = 1 / rms(x) [..., 1]. Autodiff keeps x * r and materialises r and the scale broadcast to
+    x's shape (each a full [b, l, e] tensor per norm, written in the forward pass and read in the
+    backward); with r alone the backward recomputes x * r inside the fusions that use it:
+
+        y = s x r,   r = (mean(x^2) + eps)^-1/2,   dr/dx = -r^3 x / e
+        dx = r (g s) - x r^3 mean(g s x),          ds = sum over rows of g x r
+    """
+    return _rms_norm_fwd(x, scale, epsilon)[0]
+
+
+def _rms_norm_fwd(x: Array, scale: Array, epsilon: float) -> tuple[Array, tuple]:
+    x32 = x.astype(jnp.float32)
+    r = jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + epsilon)
+    return x32 * r * scale, (x, r, scale)
+
+
+def _rms_norm_bwd(epsilon: float, residuals: tuple, g: Array) -> tuple[Array, Array]:
+    del epsilon  # r holds it
+    x, r, scale = residuals
+    x32, g = x.astype(jnp.float32), g.astype(jnp.float32)
+    gs = g * scale
+    d_x = r * gs - x32 * (r * r * r) * jnp.mean(gs * x32, axis=-1, keepdims=True)
+    d_scale = jnp.sum(g * x32 * r, axis=tuple(range(x.ndim - 1)))
+    return d_x.astype(x.dtype), d_scale
+
+
+rms_norm.defvjp(_rms_norm_fwd, _rms_norm_bwd)
 
 
 class LayerNorm(nn.Module):

@@ -10,7 +10,7 @@ from t2t.models.config import TransformerConfig
 from t2t.models.layers import (CACHE_AXES, NEG_INF, DenseGeneral, Mlp, MultiHeadAttention, RMSNorm,
                                RelativePositionBias, attention_mask, contract, einsum_attention,
                                decoding_mask, kernel_gradient_inputs_first,
-                               relative_position_bucket)
+                               relative_position_bucket, rms_norm)
 
 # T5_REFERENCE §9.3: buckets hand-derived from t5x's _relative_position_bucket (32 buckets, 128).
 REL = [-1000, -200, -128, -127, -64, -32, -16, -12, -9, -8, -7, -1, 0, 1, 7, 8, 9, 12, 16, 32, 64,
@@ -44,6 +44,37 @@ def test_rms_norm_has_no_mean_or_bias():
     y = norm.apply(params, x)
     np.testing.assert_allclose(y[0], x[0] / 2.5, rtol=1e-6)  # rms([3,4,0,0]) = 2.5
     np.testing.assert_allclose(y[1], x[1], rtol=1e-6)  # a constant row is not centred to zero
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_rms_norm_has_the_gradients_of_autodiff(dtype):
+    """The hand-written backward (only x and 1/rms kept) equals autodiff of the plain formula,
+    for x [b, l, e] with rows of very different scales, a zero row and a non-trivial scale."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 8)) * np.array([1e-3, 1.0, 30.0])[None, :, None]
+    x[1, 2] = 0.0  # an all-zero row (padding): r = 1/sqrt(eps), gradients finite
+    x = jnp.asarray(x, dtype)
+    scale = jnp.asarray(1.0 + 0.5 * rng.normal(size=8), jnp.float32)
+    g = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+
+    def plain(x, scale, epsilon):
+        x32 = x.astype(jnp.float32)
+        return x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + epsilon) * scale
+
+    def loss(norm):
+        return lambda x, scale: jnp.sum(norm(x, scale, 1e-6) * g)
+
+    ours = jax.value_and_grad(loss(rms_norm), argnums=(0, 1))(x, scale)
+    reference = jax.value_and_grad(loss(plain), argnums=(0, 1))(x, scale)
+    tol = 1e-5 if dtype == jnp.float32 else 1e-2
+    np.testing.assert_allclose(ours[0], reference[0], rtol=tol)
+    assert ours[1][0].dtype == dtype and ours[1][1].dtype == jnp.float32
+    for mine, theirs in zip(ours[1], reference[1]):
+        mine, theirs = np.asarray(mine, np.float32), np.asarray(theirs, np.float32)
+        assert np.all(np.isfinite(mine))
+        # per row: rows differ in scale by 3e4, and each must be right on its own
+        row_scale = np.max(np.abs(theirs), axis=-1, keepdims=True) + 1e-30
+        np.testing.assert_allclose(mine / row_scale, theirs / row_scale, atol=tol)
 
 
 def test_dense_general_contracts_several_axes_without_bias():
