@@ -80,6 +80,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import platform
 import sys
@@ -90,9 +91,9 @@ USAGE = __doc__ + """
 Training and evaluation commands keep JAX's compiled programs in $T2T_CACHE_DIR/jax_compilation_cache
 (default ~/.cache/t2t/; at most 4 GiB), so a program compiled once loads in seconds in the next run;
 JAX_COMPILATION_CACHE_DIR=DIR puts them elsewhere, JAX_ENABLE_COMPILATION_CACHE=false turns it off.
-On Linux with glibc >= 2.35 every command restarts itself once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1
-(large buffers on transparent huge pages: T5 v1.1 small trains 1.4x faster on a CPU); T2T_HUGEPAGES=0
-leaves the environment alone.
+On Linux with glibc every command restarts itself once with malloc tuned through GLIBC_TUNABLES
+(t2t.cli.MALLOC_TUNABLES: freed memory kept for the next step, on transparent huge pages, so XLA:CPU's
+buffers are not mapped and zeroed again every step); T2T_MALLOC_TUNING=0 leaves the environment alone.
 """
 
 
@@ -287,37 +288,66 @@ def _use_compilation_cache(path: Path) -> None:
         jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
 
 
-# XLA:CPU allocates a step's large buffers afresh every step, and glibc's malloc maps each
-# allocation over 32 MB anew, so each of their 4 KiB pages faults on first touch, every step (T5
-# v1.1 small on 2 cores: 1.4 s of a 5.2 s step). glibc >= 2.35 can put them on transparent huge
-# pages, 512 times fewer faults; it reads the tunable when a process starts, hence the restart.
-HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
+# XLA:CPU allocates a step's large buffers afresh every step. glibc's malloc maps each allocation
+# over 32 MB anew and unmaps it when freed, so every step faults and zeroes those pages again (T5
+# v1.1 small on 2 cores: 0.5-1.3 s of kernel time per thread in a 5-6 s step, on huge pages). Tuned,
+# malloc keeps freed memory for the next step instead: the kernel time falls to ~0, at the price
+# of a resident size that stays at its peak. glibc reads tunables when a process starts, hence
+# the restart. Each: (tunable, value, the first glibc that has it, only where JAX runs on the CPU).
+MALLOC_TUNABLES: tuple[tuple[str, str, tuple[int, int], bool], ...] = (
+    # What malloc maps, it maps on transparent huge pages: 512 times fewer faults.
+    ("glibc.malloc.hugetlb", "1", (2, 35), False),
+    # Every thread allocates from the one brk heap (another arena's heap holds at most 64 MB, so
+    # its large blocks would still be mapped one by one), ...
+    ("glibc.malloc.arena_max", "1", (2, 26), True),
+    # ... no block gets a mapping of its own, ...
+    ("glibc.malloc.mmap_max", "0", (2, 26), True),
+    # ... and freed memory stays in the heap rather than going back to the kernel.
+    ("glibc.malloc.trim_threshold", str(1 << 40), (2, 26), True),
+)
+ACCELERATOR_DEVICE_FILES = ("/dev/nvidia[0-9]*", "/dev/kfd", "/dev/accel[0-9]*", "/dev/vfio/[0-9]*")
 
 
-def hugepage_environ(environ: Mapping[str, str],
-                     libc: tuple[str, str] | None = None) -> dict[str, str] | None:
-    """`environ` with glibc's malloc on transparent huge pages, or None where it would change
-    nothing or is not wanted: not glibc >= 2.35, a `glibc.malloc.hugetlb` tunable already set, or
-    T2T_HUGEPAGES=0.
+def jax_runs_on_cpu(environ: Mapping[str, str]) -> bool:
+    """Whether JAX will compute on the CPU here, judged without importing it: by JAX_PLATFORMS's
+    first entry where it is set, else by the absence of GPU and TPU device files."""
+    platforms = environ.get("JAX_PLATFORMS", "").strip()
+    if platforms:
+        return platforms.split(",")[0].strip() == "cpu"
+    return not any(glob.glob(pattern) for pattern in ACCELERATOR_DEVICE_FILES)
 
-    >>> hugepage_environ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}, ("glibc", "2.36"))
-    {'GLIBC_TUNABLES': 'glibc.malloc.trim_threshold=0:glibc.malloc.hugetlb=1'}
+
+def malloc_environ(environ: Mapping[str, str], libc: tuple[str, str] | None = None,
+                   on_cpu: bool | None = None) -> dict[str, str] | None:
+    r"""`environ` with glibc's malloc tuned (`MALLOC_TUNABLES`: each that this glibc has, that
+    applies here and that the user has not set), or None where that would change nothing or is
+    not wanted (T2T_MALLOC_TUNING=0). Accelerator hosts get huge pages only: their step buffers
+    are not the host's.
+
+    >>> environ = malloc_environ({"GLIBC_TUNABLES": "glibc.malloc.mmap_max=8"}, ("glibc", "2.31"),
+    ...                          on_cpu=True)
+    >>> print(*environ["GLIBC_TUNABLES"].split(":"), sep="\n")  # the user's value; no hugetlb yet
+    glibc.malloc.mmap_max=8
+    glibc.malloc.arena_max=1
+    glibc.malloc.trim_threshold=1099511627776
     """
     name, version = libc or platform.libc_ver()
     try:
-        new_enough = name == "glibc" and tuple(int(v) for v in version.split(".")[:2]) >= (2, 35)
+        have = tuple(int(v) for v in version.split(".")[:2]) if name == "glibc" else (0, 0)
     except ValueError:
-        new_enough = False
+        have = (0, 0)
+    on_cpu = jax_runs_on_cpu(environ) if on_cpu is None else on_cpu
     tunables = environ.get("GLIBC_TUNABLES", "")
-    if (not new_enough or "glibc.malloc.hugetlb" in tunables
-            or environ.get("T2T_HUGEPAGES", "1") == "0"):
+    added = [f"{key}={value}" for key, value, since, cpu_only in MALLOC_TUNABLES
+             if have >= since and (on_cpu or not cpu_only) and f"{key}=" not in tunables]
+    if not added or environ.get("T2T_MALLOC_TUNING", "1") == "0":
         return None
-    return {**environ, "GLIBC_TUNABLES": ":".join(filter(None, [tunables, HUGEPAGE_TUNABLE]))}
+    return {**environ, "GLIBC_TUNABLES": ":".join(filter(None, [tunables, *added]))}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None:  # a process of its own (not a call from Python): restart it on huge pages
-        environ = hugepage_environ(os.environ)
+    if argv is None:  # a process of its own (not a call from Python): restart it, malloc tuned
+        environ = malloc_environ(os.environ)
         if environ is not None:
             os.execve(sys.executable, [sys.executable, "-m", "t2t.cli", *sys.argv[1:]], environ)
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -153,35 +153,57 @@ def test_main_points_jax_at_the_cache_before_the_command_runs(monkeypatch, tmp_p
     assert used == [tmp_path / "jax_compilation_cache"]
 
 
-@pytest.mark.parametrize("environ,libc,expected", [
-    ({}, ("glibc", "2.36"), "glibc.malloc.hugetlb=1"),
-    ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, ("glibc", "2.35"),
-     "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
-    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, ("glibc", "2.36"), None),  # the user's choice
-    ({"T2T_HUGEPAGES": "0"}, ("glibc", "2.36"), None),
-    ({}, ("glibc", "2.31"), None),  # no such tunable before 2.35
-    ({}, ("", ""), None),  # musl, macOS
+KEEP = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
+
+
+@pytest.mark.parametrize("environ,libc,on_cpu,expected", [
+    ({}, ("glibc", "2.36"), True, "glibc.malloc.hugetlb=1:" + KEEP),
+    ({}, ("glibc", "2.36"), False, "glibc.malloc.hugetlb=1"),  # step buffers on the accelerator
+    ({}, ("glibc", "2.31"), True, KEEP),  # no huge-page tunable before 2.35
+    ({}, ("glibc", "2.31"), False, None),
+    # the user's own values win, one by one
+    ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, ("glibc", "2.35"), True,
+     "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:"
+     "glibc.malloc.trim_threshold=1099511627776"),
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, ("glibc", "2.36"), True,
+     "glibc.malloc.hugetlb=0:" + KEEP),
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0:" + KEEP}, ("glibc", "2.36"), True, None),
+    ({"T2T_MALLOC_TUNING": "0"}, ("glibc", "2.36"), True, None),
+    ({}, ("glibc", "2.25"), True, None),  # no malloc tunables at all
+    ({}, ("", ""), True, None),  # musl, macOS
 ])
-def test_commands_restart_on_huge_pages_where_glibc_can(environ, libc, expected):
-    restarted = cli.hugepage_environ(environ, libc)
+def test_commands_restart_with_malloc_tuned_where_glibc_can(environ, libc, on_cpu, expected):
+    restarted = cli.malloc_environ(environ, libc, on_cpu)
     assert (restarted and restarted["GLIBC_TUNABLES"]) == expected
     if restarted:
         assert {k: v for k, v in restarted.items() if k != "GLIBC_TUNABLES"} == {
             k: v for k, v in environ.items() if k != "GLIBC_TUNABLES"}
 
 
+def test_jax_platforms_decides_whether_jax_runs_on_the_cpu(monkeypatch):
+    assert cli.jax_runs_on_cpu({"JAX_PLATFORMS": "cpu"})
+    assert not cli.jax_runs_on_cpu({"JAX_PLATFORMS": "cuda,cpu"})
+    assert not cli.jax_runs_on_cpu({"JAX_PLATFORMS": "tpu"})
+    found = {"/dev/nvidia[0-9]*": ["/dev/nvidia0"]}
+    monkeypatch.setattr(cli.glob, "glob", lambda pattern: found.get(pattern, []))
+    assert not cli.jax_runs_on_cpu({})  # a GPU's device file, JAX_PLATFORMS unset
+    found.clear()
+    assert cli.jax_runs_on_cpu({})
+
+
 def test_a_command_runs_after_its_restart(tmp_path):
-    """`t2t ...` as a process restarts itself with the tunable (where this glibc has it) and then
-    does its work: the bench records the environment it ran in."""
+    """`t2t ...` as a process restarts itself with the tunables (where this glibc has them) and
+    then does its work: the bench records the environment it ran in."""
     import json
     import os
     import subprocess
     import sys
 
     out = tmp_path / "attention.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "T2T_HUGEPAGES")}
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "T2T_MALLOC_TUNING")}
     subprocess.run([sys.executable, "-m", "t2t.cli", "bench", "attention", "--preset", "smoke",
                     "--only", "cross", "--kernels", "einsum", "--steps", "1", "--out", str(out)],
                    env=env, check=True, capture_output=True, timeout=300)
     tunables = json.loads(out.read_text())["machine"]["glibc_tunables"]
-    assert tunables == ("glibc.malloc.hugetlb=1" if cli.hugepage_environ({}) else "")
+    restarted = cli.malloc_environ(env)
+    assert tunables == (restarted["GLIBC_TUNABLES"] if restarted else "")
