@@ -331,6 +331,8 @@ def malloc_environ(environ: Mapping[str, str], libc: tuple[str, str] | None = No
     glibc.malloc.arena_max=1
     glibc.malloc.trim_threshold=1099511627776
     """
+    if environ.get("T2T_MALLOC_TUNING", "1") == "0":
+        return None
     name, version = libc or platform.libc_ver()
     try:
         have = tuple(int(v) for v in version.split(".")[:2]) if name == "glibc" else (0, 0)
@@ -340,7 +342,7 @@ def malloc_environ(environ: Mapping[str, str], libc: tuple[str, str] | None = No
     tunables = environ.get("GLIBC_TUNABLES", "")
     added = [f"{key}={value}" for key, value, since, cpu_only in MALLOC_TUNABLES
              if have >= since and (on_cpu or not cpu_only) and f"{key}=" not in tunables]
-    if not added or environ.get("T2T_MALLOC_TUNING", "1") == "0":
+    if not added:
         return None
     return {**environ, "GLIBC_TUNABLES": ":".join(filter(None, [tunables, *added]))}
 
