@@ -89,6 +89,9 @@ class Converter(Protocol):
     def scatter(self, examples: Mapping[str, Ragged], rows: np.ndarray, num_rows: int) -> dict[str, np.ndarray]:
         """The model features [num_rows, ...] of the examples placed by ``assign_rows``."""
 
+    def __call__(self, examples: Sequence[Mapping[str, Any]], num_rows: int) -> dict[str, np.ndarray]:
+        """The model features [num_rows, ...] of ``examples``; ``[]`` gives padding rows."""
+
 
 @dataclasses.dataclass(frozen=True)
 class TokenizedCorpus:
@@ -628,8 +631,10 @@ class ShardedPipeline:
         self.source, self.batch_size, self.num_shards = source, batch_size, num_shards
         self.host_index, self.num_hosts = host_index, num_hosts
         self.num_workers, self.worker_type, self.prefetch = num_workers, worker_type, prefetch
+        self.num_epochs = num_epochs
         rows = batch_size // num_shards
         per_host = num_shards // num_hosts
+        self._padding = converter([], rows)  # what a finished shard contributes to a batch
         self.local_shards = list(range(host_index * per_host, (host_index + 1) * per_host))
         self.shards = [_Shard(i, num_shards, source, vocab, objective, converter, rows, seed, shuffle,
                               num_epochs, docs_per_block, cache_dir) for i in self.local_shards]
@@ -699,11 +704,22 @@ class ShardedPipeline:
         return self
 
     def _assemble(self, rows: list) -> dict[str, np.ndarray]:
-        if all(r is None for r in rows):
+        """This host's rows from its shards' rows (None: a finite shard has ended), or StopIteration.
+
+        A finished shard contributes padding rows until every shard has ended, on every host: with
+        real hosts a finite stream (the validation split) ends on all of them at the same batch,
+        since each batch is a global array that every host must feed (a host stopping early would
+        leave the others waiting in the evaluation's collectives). That takes one all-gather of a
+        flag per batch, on finite streams only.
+        """
+        ended = all(r is None for r in rows)
+        if self.num_epochs is not None and self.num_hosts > 1 and _process_count() == self.num_hosts:
+            from jax.experimental import multihost_utils
+            ended = bool(np.all(multihost_utils.process_allgather(np.array(ended))))
+        if ended:
             raise StopIteration
-        template = next(r for r in rows if r is not None)  # a finished shard contributes empty (padding) rows
-        rows = [r if r is not None else {k: np.zeros_like(v) for k, v in template.items()} for r in rows]
-        return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+        return {k: np.concatenate([(self._padding if r is None else r)[k] for r in rows])
+                for k in self._padding}
 
     def __next__(self) -> dict[str, np.ndarray]:
         """This host's rows of the next global batch: int32 [batch_size / num_hosts, ...] features."""

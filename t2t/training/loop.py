@@ -6,8 +6,9 @@ What every run needs from its loop, written once:
   parameters nor the optimizer's moments see a step whose loss, gradients or update are NaN or
   infinite. On the host, `check_divergence` stops the run naming the step
   (``nan_policy='stop'``) or counts skipped steps up to a limit (``'skip'``).
-* **Preemption** (`PreemptionGuard`): SIGTERM or SIGINT checkpoints at the next step boundary,
-  data position included, and the run returns; the same command resumes it bit-exactly.
+* **Preemption** (`PreemptionGuard`): SIGTERM or SIGINT checkpoints at the next step boundary
+  (with several hosts, the first one they all reach), data position included, and the run
+  returns; the same command resumes it bit-exactly.
 * **Checkpoints** on the `Checkpointer`'s interval and at the end, **metrics** every `log_every`
   steps (metrics.jsonl and TensorBoard, with a log line), **evaluation** every `eval_every` steps
   and at the start of a fresh run, and a progress bar.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -31,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from t2t.training.checkpointing import Checkpointer
@@ -109,17 +112,48 @@ def check_divergence(fetched: list[dict], first_step: int, nan_policy: str, skip
 
 
 class PreemptionGuard:
-    """Turns SIGTERM and SIGINT into a request to checkpoint and stop at the next step boundary."""
+    """Turns SIGTERM and SIGINT into a request to checkpoint and stop at a step boundary.
+
+    One process: a handler notes the signal, and `requested` answers at the next step.
+
+    Several processes (`jax.distributed`): the notice may reach one host only, or the hosts at
+    different steps, yet all of them must stop at the same step, since the checkpoint and the data
+    position are saved by collectives. JAX's preemption sync manager, which
+    `jax.distributed.initialize` starts, catches SIGTERM itself, tells the other hosts, and names
+    the first step that every host has yet to reach: `requested` answers at that step on all of
+    them (`multihost_utils.reached_preemption_sync_point`, asked at every step). A Python SIGTERM
+    handler would replace its own, so here only SIGINT gets one, which passes it on as SIGTERM.
+    With that service off (``jax_enable_preemption_service``) no handler is installed: a signal
+    ends the run, and it resumes from its last periodic checkpoint.
+    """
 
     def __init__(self) -> None:
         self.signal: str | None = None
         self._previous = {}
+        self._multihost = jax.process_count() > 1
+        self._synced = self._multihost and jax.config.jax_enable_preemption_service
+        if self._multihost and not self._synced:
+            log.warning("jax_enable_preemption_service is off: the hosts cannot agree on a step to "
+                        "checkpoint at, so SIGTERM and SIGINT end this run; it resumes from its last "
+                        "periodic checkpoint.")
+            return
         if threading.current_thread() is threading.main_thread():  # signals need the main thread
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGINT,) if self._multihost else (signal.SIGTERM, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame) -> None:
         self.signal = signal.Signals(signum).name
+        if self._multihost:  # the sync manager's own handler tells the other hosts
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def requested(self, step: int) -> bool:
+        """Whether to checkpoint and stop before training step `step` + 1 (every host the same)."""
+        if not self._multihost:
+            return self.signal is not None
+        if not self._synced or not multihost_utils.reached_preemption_sync_point(step):
+            return False
+        self.signal = self.signal or "SIGTERM"  # on this host or another one
+        return True
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
@@ -247,7 +281,7 @@ class TrainLoop:
         preemption = PreemptionGuard()
         try:
             while step < self.train_steps:
-                if preemption.signal:
+                if preemption.requested(step):
                     self._save(step, state)
                     self.checkpointer.wait()
                     log.info("Received %s at step %d: saved a checkpoint with the data position "

@@ -2,6 +2,8 @@
 
 import gzip
 import json
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from t2t.data.pipeline import ShardedPipeline
 from t2t.data.sources import c4_json_source, file_source, list_source, make_source
 
 from fakes import FakeVocab, ShortSegments
+from two_processes import run_two_processes
 
 
 def documents(n=300, seed=0):
@@ -120,12 +123,46 @@ def test_token_cache_is_used_on_the_second_run(tmp_path):
     assert list(tmp_path.glob("*.unit.tokens.npy"))
 
 
+def finite(**kwargs):
+    """One unshuffled epoch of a small source: its shards end at different batches."""
+    return make(list_source(documents(40), "small", docs_per_unit=5), shuffle=False, num_epochs=1,
+                **kwargs)
+
+
 def test_finite_unshuffled_stream_ends_with_padding_then_stops():
-    pipeline = make(list_source(documents(40), "small", docs_per_unit=5), shuffle=False, num_epochs=1)
+    pipeline = finite()
     batches = list(pipeline)
     assert batches and np.all(batches[-1]["encoder_segment_ids"][-1] == 0)
     pipeline.reset()
     assert_same(list(pipeline), batches)
+
+
+HOST_WORKER = textwrap.dedent("""
+    import sys
+    import jax
+    import numpy as np
+    port, process_id, tests_dir, out = sys.argv[1:]
+    sys.path[:0] = [tests_dir, tests_dir + "/.."]  # as pytest has it: fakes, two_processes
+    from test_sharded_pipeline import finite
+
+    jax.distributed.initialize(f"127.0.0.1:{port}", 2, int(process_id))
+    batches = list(finite(host_index=int(process_id), num_hosts=2))
+    np.savez(f"{out}.{process_id}.npz", **{f"{i}/{k}": v for i, b in enumerate(batches)
+                                           for k, v in b.items()})
+""")
+
+
+def test_finite_stream_ends_at_the_same_batch_on_every_real_host(tmp_path):
+    one = list(finite())
+    # Alone, host 1's shards run out two batches before host 0's: a validation loop would stop
+    # there on host 1 while host 0 waits for it in the evaluation's collectives.
+    assert [len(list(finite(host_index=h, num_hosts=2))) for h in range(2)] == [len(one), len(one) - 2]
+
+    run_two_processes(HOST_WORKER, str(Path(__file__).parent), str(tmp_path / "batches"))
+    hosts = [np.load(tmp_path / f"batches.{h}.npz") for h in range(2)]
+    assert [len(h.files) // len(one[0]) for h in hosts] == [len(one), len(one)]
+    assert_same(one, [{k: np.concatenate([h[f"{i}/{k}"] for h in hosts]) for k in one[0]}
+                      for i in range(len(one))])
 
 
 def test_data_config_mismatch_is_refused_naming_what_differs():

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 
+from t2t.training import loop as loop_module
 from t2t.training.checkpointing import Checkpointer
 from t2t.training.loop import (DivergenceError, TrainLoop, check_nan_policy, guarded_update,
                                held_out_evaluation)
@@ -169,6 +170,33 @@ def test_sigterm_checkpoints_at_the_next_step_and_returns(tmp_path):
     assert (result.preempted, result.step, result.last_eval) == ("SIGTERM", 3, None)
     assert loop.checkpointer.all_steps() == [3]
     assert signal.getsignal(signal.SIGTERM) == previous  # the loop's handler is gone
+
+
+def test_with_several_hosts_sigterm_is_left_to_jax_and_sigint_passed_on_to_it(monkeypatch):
+    """Two processes end to end: tests/training/test_multihost.py. Here, what this host does."""
+    sync_points, kills = [], []
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(loop_module.multihost_utils, "reached_preemption_sync_point",
+                        lambda step: sync_points.append(step) or step == 5)
+    monkeypatch.setattr(loop_module.os, "kill", lambda pid, sig: kills.append((pid, sig)))
+    sigterm, sigint = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    guard = loop_module.PreemptionGuard()
+    try:
+        assert signal.getsignal(signal.SIGTERM) == sigterm  # JAX's notifier keeps SIGTERM
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        assert kills == [(os.getpid(), signal.SIGTERM)]
+        assert [guard.requested(step) for step in (4, 5)] == [False, True]
+        assert sync_points == [4, 5] and guard.signal == "SIGINT"
+    finally:
+        guard.restore()
+
+    jax.config.update("jax_enable_preemption_service", False)
+    try:
+        guard = loop_module.PreemptionGuard()  # logs that a signal will end the run
+    finally:
+        jax.config.update("jax_enable_preemption_service", True)
+    assert not guard.requested(5) and sync_points == [4, 5]
+    assert signal.getsignal(signal.SIGINT) == sigint
 
 
 def test_held_out_evaluation_reads_the_same_first_batches_each_time():

@@ -1,12 +1,9 @@
 """Two local processes (4 fake CPU devices each, gloo collectives) train exactly like one process
 with 8 devices on the same mesh shape: fsdp within each process (the "slice", over ICI), data
-across the two (over DCN)."""
+across the two (over DCN); and a preemption notice that reaches one of them stops both at the same
+step, from which the same command resumes them to the same losses."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 
 import gin
@@ -15,32 +12,44 @@ import pytest
 from t2t.configuration import parse_gin
 from t2t.training.trainer import train
 
+from two_processes import run_two_processes
+
+STEPS = 12
 BINDINGS = [
-    "TRAIN_STEPS=4", "BATCH_SIZE=16", "TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 14}",
+    f"TRAIN_STEPS={STEPS}", "BATCH_SIZE=16", "TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 14}",
     "model_config.d_model=32", "model_config.num_heads=2", "model_config.head_dim=16",
     "model_config.d_ff=64", "model_config.num_encoder_layers=1",
-    "model_config.num_decoder_layers=1", "train.log_every=1", "train.eval_every=4",
-    "train.eval_batches=1", "train.checkpoint_every=4", "PARTITIONING='fsdp'",
+    "model_config.num_decoder_layers=1", "train.log_every=1", f"train.eval_every={STEPS}",
+    "train.eval_batches=1", f"train.checkpoint_every={STEPS}", "PARTITIONING='fsdp'",
 ]
 TWO_LEVELS = ["MESH_SHAPE={'fsdp': 4}", "DCN_MESH_SHAPE={'data': 2}"]
 
+# argv: port, process id, run directory, the step at whose batch process 1 gets SIGTERM (0: never),
+# gin bindings. After the signal, process 1 takes 0.3 s over each batch, so the notice reaches the
+# other process (JAX's notifier polls about once a second) well before the run would end.
 WORKER = textwrap.dedent("""
-    import sys
+    import os, signal, sys, time
     from t2t.configuration import parse_gin
-    from t2t.training import distributed
-    from t2t.training.trainer import train
+    from t2t.training import distributed, trainer
 
-    port, process_id, model_dir, *bindings = sys.argv[1:]
+    port, process_id, model_dir, sigterm_at, *bindings = sys.argv[1:]
+    batches = 0
+
+    def on_batch(self, batch, on_batch=trainer._PretrainLoop.on_batch):
+        global batches
+        on_batch(self, batch)
+        batches += 1
+        if process_id == "1" and batches == int(sigterm_at):
+            os.kill(os.getpid(), signal.SIGTERM)
+        if process_id == "1" and 0 < int(sigterm_at) <= batches:
+            time.sleep(0.3)
+
+    trainer._PretrainLoop.on_batch = on_batch
     parse_gin([], bindings + [f"MODEL_DIR='{model_dir}'"])
     distributed.initialize(f"127.0.0.1:{port}", 2, int(process_id))
-    train()
+    result = trainer.train()
+    print(f"RESULT step={result.step} preempted={result.preempted}")
 """)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _train_losses(run_dir):
@@ -48,25 +57,41 @@ def _train_losses(run_dir):
     return [m["loss"] for m in lines if m["split"] == "train"]
 
 
-def test_two_processes_match_one_process(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu")
-    port = _free_port()
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(port), str(i),
-                                 str(tmp_path / "two"), *BINDINGS, *TWO_LEVELS], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for i in range(2)]
-    outputs = [w.communicate(timeout=600)[0] for w in workers]
-    for worker, output in zip(workers, outputs):
-        assert worker.returncode == 0, output[-3000:]
-    assert "mesh {'data': 2, 'fsdp': 4, 'tensor': 1}" in outputs[0]
+def _results(outputs):
+    return [next(line for line in out.splitlines() if line.startswith("RESULT")) for out in outputs]
 
-    parse_gin([], BINDINGS + ["MESH_SHAPE={'data': 2, 'fsdp': 4}",
-                              f"MODEL_DIR='{tmp_path / 'one'}'"])
+
+@pytest.fixture(scope="module")
+def one_process_losses(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("one")
+    parse_gin([], BINDINGS + ["MESH_SHAPE={'data': 2, 'fsdp': 4}", f"MODEL_DIR='{run_dir}'"])
     try:
         train()  # this process: 8 fake devices (tests/conftest.py), the same fsdp mesh
     finally:
         gin.clear_config()
-    two = _train_losses(tmp_path / "two")
-    assert len(two) == 4  # only process 0 writes metrics
-    assert two == pytest.approx(_train_losses(tmp_path / "one"), rel=1e-5)
+    return _train_losses(run_dir)
+
+
+def test_two_processes_match_one_process(tmp_path, one_process_losses):
+    outputs = run_two_processes(WORKER, str(tmp_path), "0", *BINDINGS, *TWO_LEVELS)
+    assert "mesh {'data': 2, 'fsdp': 4, 'tensor': 1}" in outputs[0]
+    assert _results(outputs) == [f"RESULT step={STEPS} preempted=None"] * 2
+    two = _train_losses(tmp_path)
+    assert len(two) == STEPS  # only process 0 writes metrics
+    assert two == pytest.approx(one_process_losses, rel=1e-5)
+
+
+def test_sigterm_on_one_host_stops_both_at_one_step_and_resumes_exactly(tmp_path,
+                                                                         one_process_losses):
+    outputs = run_two_processes(WORKER, str(tmp_path), "2", *BINDINGS, *TWO_LEVELS)
+    results = _results(outputs)
+    assert results[0] == results[1], results  # the same step on both hosts
+    step = int(results[0].split()[1].removeprefix("step="))
+    assert 2 <= step < STEPS and results[0].endswith("preempted=SIGTERM"), results
+    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert checkpoints == [str(step)]
+
+    outputs = run_two_processes(WORKER, str(tmp_path), "0", *BINDINGS, *TWO_LEVELS)
+    assert _results(outputs) == [f"RESULT step={STEPS} preempted=None"] * 2
+    assert f"Resumed from the checkpoint at step {step}" in outputs[0]
+    assert _train_losses(tmp_path) == pytest.approx(one_process_losses, rel=1e-5)
