@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Device calls on a lent H100/H200: the GPU training bench of both models with a profile of where
 # the step time goes (with and without command buffers), unrolled layers, the kernel gradient's two
-# forms, the attention kernels alone, and both models at twice the batch. One process per job, each
-# under its own time limit, so that a failure or a timeout costs one row, not the run.
+# forms, attention masked by row lengths, the attention kernels alone, and both models at twice the
+# batch. One process per job, each under its own time limit, so that a failure or a timeout costs
+# one row, not the run.
 #   SRC=<tree to run> WHL=<wheels dir> OUT=<results dir> [JOBS="t5_base attention ..."] bash experiments/benchmarks/gpu_run.sh
 #   SMOKE=1 ... : the same jobs at toy sizes (checks the script on a CPU).
 # Results: $OUT/<job>.json and $OUT/log.txt. The device image has jax/flax/optax/orbax but not
@@ -43,6 +44,11 @@ job decoder_1b_unrolled 120 "${py[@]}" "${train[@]}" --variant unrolled:scan_lay
 # only, where it saves XLA a transposed copy per projection): does the GPU gain or lose?
 job t5_base_inputs_first 120 "${py[@]}" "${train[@]}" --variant xtg:kernel_gradient=inputs_first --only t2t_t5_1_1_base_bf16,t2t_t5_1_1_base_bf16+xtg
 job decoder_1b_inputs_first 120 "${py[@]}" "${train[@]}" --variant xtg:kernel_gradient=inputs_first --only t2t_decoder_1b_bf16,t2t_decoder_1b_bf16+xtg
+# Unpacked rows masked by their lengths (model_config.one_example_per_row): cuDNN masks inside the
+# kernel, and T5's relative bias and its gradient stay [1, h, q, k] instead of a [b, h, q, k] bias
+# carrying the mask (about 11% of T5 base's step in the 2026-11-27 profile).
+job t5_base_lengths 120 "${py[@]}" "${train[@]}" --variant lengths:one_example_per_row=True --only t2t_t5_1_1_base_bf16,t2t_t5_1_1_base_bf16+lengths
+job decoder_1b_lengths 120 "${py[@]}" "${train[@]}" --variant lengths:one_example_per_row=True --only t2t_decoder_1b_bf16,t2t_decoder_1b_bf16+lengths
 job attention 150 "${py[@]}" "${attention[@]}"
 # Twice the batch: does a larger step amortise what is not matmul?
 job t5_base_b256 90 "${py[@]}" "${train[@]}" --variant b256:batch_size=256 --only t2t_t5_1_1_base_bf16+b256

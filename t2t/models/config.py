@@ -70,6 +70,14 @@ class TransformerConfig:
         "dot_product" (`jax.nn.dot_product_attention`: cuDNN's fused flash-attention kernel on
         GPUs in bfloat16/float16, T5's relative bias included, with causality applied inside the
         kernel; XLA's implementation elsewhere; no attention dropout).
+      one_example_per_row: train on unpacked rows, one example at the start of each, then
+        padding (`make_converter` then builds the converter with pack=False), and with the
+        dot_product kernel give attention the rows' lengths (`t2t.models.layers.RowLengths`)
+        instead of [b, 1, q, k] masks: cuDNN masks inside the kernel, and T5's shared relative
+        bias and its gradient stay [1, h, q, k] rather than becoming the [b, h, q, k] bias that a
+        mask is folded into. The same numbers as the masks; T5's span corruption over
+        concatenated documents fills its rows one example each anyway. Not for a prefix LM,
+        whose mask is more than lengths.
       kernel_gradient: how the backward pass forms a dense layer's kernel gradient, the same
         numbers either way: "autodiff" (JAX's (g^T x)^T), "inputs_first" (x^T g,
         `t2t.models.layers.contract`: XLA:CPU then needs no transposed copy of the output
@@ -110,6 +118,7 @@ class TransformerConfig:
     remat_policy: str = "none"
     attention_kernel: str = "einsum"
     kernel_gradient: str = "auto"
+    one_example_per_row: bool = False
 
     def __post_init__(self) -> None:
         for act in self.mlp_activations:
@@ -135,6 +144,9 @@ class TransformerConfig:
                 "(T5 v1.1 pretrains without dropout), or keep attention_kernel='einsum'.")
         if self.prefix_lm and self.family != "decoder_only":
             raise ValueError("prefix_lm applies to the decoder_only family only.")
+        if self.one_example_per_row and self.prefix_lm:
+            raise ValueError("one_example_per_row does not apply to a prefix LM: its attention "
+                             "mask (causal but for the prefix) is more than row lengths.")
         if self.shared_encoder_decoder and self.family != "encoder_decoder":
             raise ValueError("shared_encoder_decoder applies to the encoder_decoder family only.")
 

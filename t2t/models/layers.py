@@ -13,7 +13,7 @@ FSDP can shard a parameter's `embed` axis without also sharding the activations'
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -343,6 +343,26 @@ def attention_mask(query_segment_ids: Array, key_segment_ids: Array, causal: boo
     return mask[:, None]
 
 
+class RowLengths(NamedTuple):
+    """Which keys each query may see when every row holds one example at its start (unpacked rows,
+    `model_config.one_example_per_row`): the first `keys[r]` keys of row r, for its first
+    `queries[r]` queries. The `dot_product` kernel takes these as sequence lengths and masks inside
+    the kernel, so no [b, 1, q, k] mask is built and a shared bias stays [1, h, q, k] (on GPUs cuDNN
+    otherwise gets the mask folded into a [b, h, q, k] bias, and writes that bias's gradient in
+    full). The same visibility as `attention_mask` of such rows' segment ids.
+
+    queries [b] and keys [b]: int32 real lengths (segment id > 0) of the query and key rows.
+    """
+
+    queries: Array
+    keys: Array
+
+
+def row_lengths(segment_ids: Array) -> Array:
+    """[b, l] segment ids of unpacked rows (1 on the example, then 0) -> int32 [b] lengths."""
+    return jnp.sum(segment_ids > 0, axis=1, dtype=jnp.int32)
+
+
 def decoding_mask(query_positions: Array, cache_prefix: Array,
                   query_prefix: Array | None = None) -> Array:
     """Which cache slots each query may see while decoding: bool [b, 1, q, K].
@@ -368,19 +388,26 @@ def _fused_attention_implementation(dtype: jnp.dtype, decode: bool) -> str | Non
     return None
 
 
-def fused_attention(query: Array, key: Array, value: Array, mask: Array | None,
+def fused_attention(query: Array, key: Array, value: Array, mask: Array | RowLengths | None,
                     bias: Array | None = None, is_causal: bool = False,
                     decode: bool = False) -> Array:
     """The `dot_product` kernel: `jax.nn.dot_product_attention`, cuDNN's fused kernel on GPUs.
 
-    query [b, q, h, d], key and value [b, k, h, d], mask [b, 1, q, k], bias [1 or b, h, q, k]
-    -> [b, q, h, d]. scale=1: the 1/sqrt(d) lives in the query's init, as in the einsum path.
-    `is_causal` adds the causal mask inside the kernel, which then skips the blocks above the
-    diagonal; `mask` keeps the packing and padding.
+    query [b, q, h, d], key and value [b, k, h, d], mask [b, 1, q, k] or `RowLengths`, bias
+    [1 or b, h, q, k] -> [b, q, h, d]. scale=1: the 1/sqrt(d) lives in the query's init, as in the
+    einsum path. `is_causal` adds the causal mask inside the kernel, which then skips the blocks
+    above the diagonal; `mask` keeps the packing and padding.
     """
+    lengths = {}
+    if isinstance(mask, RowLengths):
+        # At least 1: an all-padding row (the end of a finite stream) sees one key rather than
+        # none, whose softmax could be NaN; its outputs carry no loss weight either way.
+        lengths = {"query_seq_lengths": jnp.maximum(mask.queries, 1),
+                   "key_value_seq_lengths": jnp.maximum(mask.keys, 1)}
+        mask = None
     return jax.nn.dot_product_attention(
         query, key, value, bias=bias, mask=mask, scale=1.0, is_causal=is_causal,
-        implementation=_fused_attention_implementation(query.dtype, decode))
+        implementation=_fused_attention_implementation(query.dtype, decode), **lengths)
 
 
 def einsum_attention(query: Array, key: Array, value: Array, mask: Array | None,
@@ -484,11 +511,12 @@ class MultiHeadAttention(nn.Module):
     config: TransformerConfig
 
     @nn.compact
-    def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Array | None,
+    def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Array | RowLengths | None,
                  bias: Array | None = None, deterministic: bool = True, decode: bool = False,
                  cache_positions: Array | None = None, is_causal: bool = False,
                  static_kv: bool = False) -> Array:
-        """[b, q, e], [b, k, e], mask [b, 1, q, k], bias [1 or b, h, q, k] -> [b, q, e].
+        """[b, q, e], [b, k, e], mask [b, 1, q, k] (or `RowLengths`, dot_product kernel only),
+        bias [1 or b, h, q, k] -> [b, q, e].
 
         While decoding, k is the cache's length K and `cache_positions` is [b, q]. `is_causal`
         (dot_product kernel only) adds the causal mask inside the kernel, which then skips the

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from t2t.models.config import TransformerConfig
-from t2t.models.layers import (Mlp, MultiHeadAttention, RelativePositionBias, attention_mask,
-                               constrain, decoding_mask, make_norm)
+from t2t.models.layers import (Mlp, MultiHeadAttention, RelativePositionBias, RowLengths,
+                               attention_mask, constrain, decoding_mask, make_norm, row_lengths)
 
 Array = jax.Array
 
@@ -36,12 +36,13 @@ class TransformerBlock(nn.Module):
     fused_causal: bool = False  # self-attention is causal inside the fused kernel, not in self_mask
 
     @nn.compact
-    def __call__(self, x: Array, self_mask: Array, self_bias: Array | None,
-                 encoded: Array | None = None, cross_mask: Array | None = None,
+    def __call__(self, x: Array, self_mask: Array | RowLengths, self_bias: Array | None,
+                 encoded: Array | None = None, cross_mask: Array | RowLengths | None = None,
                  cache_positions: Array | None = None) -> Array:
         """x [b, l, e]; self_mask [b, 1, l, l]; self_bias [1, h, l, l]; encoded [b, m, e];
-        cross_mask [b, 1, l, m] -> [b, l, e]. While decoding, `cache_positions` [b, l] are the
-        cache slots of x, and the self-attention mask and bias cover the cache's K slots."""
+        cross_mask [b, 1, l, m] (either mask may be `RowLengths`) -> [b, l, e]. While decoding,
+        `cache_positions` [b, l] are the cache slots of x, and the self-attention mask and bias
+        cover the cache's K slots."""
         cfg, deterministic = self.config, self.deterministic
         dropout = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=deterministic)
 
@@ -121,6 +122,9 @@ class TransformerStack(nn.Module):
             x = make_norm(cfg, "embedding_norm")(x)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         fused_causal = False
+        # Unpacked rows: the dot_product kernel masks by lengths (`RowLengths`), not by a mask.
+        by_lengths = (cfg.one_example_per_row and cfg.attention_kernel == "dot_product"
+                      and not decode)
         if decode:
             prefix = self._cached_prefix(bidirectional, cache_positions, segment_ids.shape)
             self_mask = decoding_mask(cache_positions, prefix, bidirectional)
@@ -130,9 +134,12 @@ class TransformerStack(nn.Module):
             # prefix LM's mask (causal but for its prefix) stays explicit.
             fused_causal = (causal and bidirectional is None
                             and cfg.attention_kernel == "dot_product")
-            self_mask = attention_mask(segment_ids, segment_ids,
-                                       causal=causal and not fused_causal,
-                                       bidirectional=bidirectional)
+            if by_lengths:
+                self_mask = RowLengths(row_lengths(segment_ids), row_lengths(segment_ids))
+            else:
+                self_mask = attention_mask(segment_ids, segment_ids,
+                                           causal=causal and not fused_causal,
+                                           bidirectional=bidirectional)
             keys, query_positions = length, None
         bias = None
         if cfg.position_embedding == "relative":
@@ -141,8 +148,10 @@ class TransformerStack(nn.Module):
                 max_distance=cfg.relative_attention_max_distance, dtype=cfg.dtype,
                 name="relpos_bias")(length, keys, bidirectional=not causal or cfg.prefix_lm,
                                     query_positions=query_positions)
-        cross_mask = (attention_mask(segment_ids, encoded_segment_ids)
-                      if encoded is not None else None)
+        cross_mask = None
+        if encoded is not None:
+            cross_mask = (RowLengths(row_lengths(segment_ids), row_lengths(encoded_segment_ids))
+                          if by_lengths else attention_mask(segment_ids, encoded_segment_ids))
         block = TransformerBlock
         if cfg.remat_policy != "none":
             block = nn.remat(block, policy=_REMAT_POLICIES[cfg.remat_policy])

@@ -269,12 +269,14 @@ def resolve_vocab_size(config: TransformerConfig, vocab: Vocabulary) -> Transfor
 def make_converter(config: TransformerConfig,
                     feature_lengths: Mapping[str, int]) -> FeatureConverter:
     """The family's feature converter; a decoder-only model's prefix-LM setting decides its masks,
-    an encoder-only model's heads the labels its batches carry."""
+    an encoder-only model's heads the labels its batches carry, and `one_example_per_row` turns
+    packing off (else the converter's own setting holds, gin's `<Converter>.pack`)."""
+    options = {"pack": False} if config.one_example_per_row else {}
     if config.family == "decoder_only":
-        return CONVERTERS["decoder_only"](feature_lengths, prefix_lm=config.prefix_lm)
-    if config.family == "encoder_only":  # batches carry the labels of its fine-tuning heads
-        return CONVERTERS["encoder_only"](feature_lengths, heads=config.encoder_heads)
-    return CONVERTERS[config.family](feature_lengths)
+        options["prefix_lm"] = config.prefix_lm
+    elif config.family == "encoder_only":  # batches carry the labels of its fine-tuning heads
+        options["heads"] = config.encoder_heads
+    return CONVERTERS[config.family](feature_lengths, **options)
 
 
 def check_objective_fits_family(objective: Any, config: TransformerConfig) -> None:

@@ -1,6 +1,8 @@
 """Scan over layers, remat policies, bf16 compute, the dot-product attention kernel and the kernel
 gradient's form change nothing numerically beyond float tolerance."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -9,6 +11,7 @@ import pytest
 
 from t2t.models.families import build_model, dummy_batch
 from t2t.models.sizes import get_size
+from t2t.training.trainer import make_converter
 
 NAMES = ["t5_1_1/tiny", "t5_table2_tiny/shared", "gpt2/tiny", "bert/tiny"]
 
@@ -119,6 +122,62 @@ def test_dot_product_attention_kernel_matches_einsum(name):
     fused = build_model(cfg.replace(attention_kernel="dot_product")).apply(params, batch)
     for key in einsum:
         np.testing.assert_allclose(fused[key], einsum[key], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,scan", [("gpt2/tiny", False), ("bert/tiny", False),
+                                       ("t5_1_1/tiny", False), ("t5_1_1/tiny", True)])
+def test_one_example_per_row_masks_by_lengths_with_the_same_loss_and_gradients(name, scan,
+                                                                              monkeypatch):
+    """Unpacked rows of 8, 5 and 0 real tokens (the last a padding row, which must stay finite):
+    the dot_product kernel given row lengths equals it given the segment masks, on every real
+    position, in value and gradient (causal, bidirectional, T5's relative bias, cross-attention)."""
+    cfg = _config(name, attention_kernel="dot_product", scan_layers=scan)
+    lengths = np.array([8, 5, 0])
+    real = (np.arange(8)[None] < lengths[:, None]).astype(np.int32)
+    tokens = jax.random.randint(jax.random.key(1), (3, 8), 3, 250) * real
+    batch = dummy_batch(cfg, batch_size=3, length=8)
+    batch.update({k: real for k in batch if k.endswith("segment_ids")})
+    batch.update({k: np.arange(8)[None] * real for k in batch if k.endswith("positions")})
+    batch.update({k: tokens for k in batch if k.endswith("input_tokens")})
+    weights = jnp.asarray(real, jnp.float32)[..., None]
+
+    def loss(model, params):  # every output is per position of the rows above
+        outputs = model.apply({"params": params}, batch)
+        return sum(jnp.sum(jnp.square(v) * weights) for v in outputs.values())
+
+    masked = build_model(cfg)
+    params = nn.unbox(masked.init(jax.random.key(0), batch)["params"])
+    expected, expected_grads = jax.value_and_grad(functools.partial(loss, masked))(params)
+
+    calls, attention = [], jax.nn.dot_product_attention
+    def spy(*args, mask=None, **kwargs):  # what the kernel is given: a mask, or lengths
+        calls.append((mask is None, kwargs.get("key_value_seq_lengths") is not None))
+        return attention(*args, mask=mask, **kwargs)
+    monkeypatch.setattr(jax.nn, "dot_product_attention", spy)
+    by_lengths = build_model(cfg.replace(one_example_per_row=True))
+    value, grads = jax.value_and_grad(functools.partial(loss, by_lengths))(params)
+    assert calls and set(calls) == {(True, True)}
+    assert np.isfinite(value) and value == pytest.approx(float(expected), rel=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads,
+                 expected_grads)
+
+
+@pytest.mark.parametrize("name", ["gpt2/tiny", "bert/tiny", "t5_1_1/tiny"])
+def test_one_example_per_row_unpacks_the_training_rows(name):
+    """Two short examples share the first of two rows, or take one row each."""
+    example = {"inputs": [5, 6, 1]} if name == "bert/tiny" else {"inputs": [5, 6, 1], "targets": [7, 1]}
+    examples = [example, example]
+    for one_per_row, rows_used in [(False, [True, False]), (True, [True, True])]:
+        converter = make_converter(_config(name, one_example_per_row=one_per_row),
+                                   {"inputs": 8, "targets": 8})
+        features = converter(examples, 2)
+        segments = next(v for k, v in features.items() if k.endswith("segment_ids"))
+        assert [bool(row.any()) for row in segments] == rows_used
+
+
+def test_one_example_per_row_refuses_a_prefix_lm():
+    with pytest.raises(ValueError, match="one_example_per_row does not apply to a prefix LM"):
+        _config("gpt2/tiny", prefix_lm=True, one_example_per_row=True)
 
 
 def test_dot_product_kernel_refuses_attention_dropout():
