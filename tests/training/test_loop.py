@@ -190,11 +190,12 @@ def test_with_several_hosts_sigterm_is_left_to_jax_and_sigint_passed_on_to_it(mo
     finally:
         guard.restore()
 
+    service = jax.config.jax_enable_preemption_service
     jax.config.update("jax_enable_preemption_service", False)
     try:
         guard = loop_module.PreemptionGuard()  # logs that a signal will end the run
     finally:
-        jax.config.update("jax_enable_preemption_service", True)
+        jax.config.update("jax_enable_preemption_service", service)
     assert not guard.requested(5) and sync_points == [4, 5]
     assert signal.getsignal(signal.SIGINT) == sigint
 
