@@ -654,6 +654,11 @@ class ShardedPipeline:
 
     # ----- state -----
 
+    @property
+    def _real_hosts(self) -> bool:
+        """Whether the hosts are JAX processes, each running this pipeline (not simulated in one)."""
+        return self.num_hosts > 1 and _process_count() == self.num_hosts
+
     def get_state(self) -> dict:
         """JSON-serialisable: every shard's position, the data config and its fingerprint.
 
@@ -661,7 +666,7 @@ class ShardedPipeline:
         the same step), so the state saved by the primary host resumes any host count.
         """
         positions = np.array([s.position for s in self.shards], np.int64)
-        if self.num_hosts > 1 and _process_count() == self.num_hosts:  # real hosts (not simulated ones)
+        if self._real_hosts:
             from jax.experimental import multihost_utils
             positions = np.asarray(multihost_utils.process_allgather(positions)).reshape(-1, 4)
             indices = range(self.num_shards)
@@ -713,7 +718,7 @@ class ShardedPipeline:
         flag per batch, on finite streams only.
         """
         ended = all(r is None for r in rows)
-        if self.num_epochs is not None and self.num_hosts > 1 and _process_count() == self.num_hosts:
+        if self.num_epochs is not None and self._real_hosts:
             from jax.experimental import multihost_utils
             ended = bool(np.all(multihost_utils.process_allgather(np.array(ended))))
         if ended:
