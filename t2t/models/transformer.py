@@ -125,6 +125,7 @@ class TransformerStack(nn.Module):
         # Unpacked rows: the dot_product kernel masks by lengths (`RowLengths`), not by a mask.
         by_lengths = (cfg.one_example_per_row and cfg.attention_kernel == "dot_product"
                       and not decode)
+        lengths = row_lengths(segment_ids) if by_lengths else None
         if decode:
             prefix = self._cached_prefix(bidirectional, cache_positions, segment_ids.shape)
             self_mask = decoding_mask(cache_positions, prefix, bidirectional)
@@ -135,7 +136,7 @@ class TransformerStack(nn.Module):
             fused_causal = (causal and bidirectional is None
                             and cfg.attention_kernel == "dot_product")
             if by_lengths:
-                self_mask = RowLengths(row_lengths(segment_ids), row_lengths(segment_ids))
+                self_mask = RowLengths(lengths, lengths)
             else:
                 self_mask = attention_mask(segment_ids, segment_ids,
                                            causal=causal and not fused_causal,
@@ -150,7 +151,7 @@ class TransformerStack(nn.Module):
                                     query_positions=query_positions)
         cross_mask = None
         if encoded is not None:
-            cross_mask = (RowLengths(row_lengths(segment_ids), row_lengths(encoded_segment_ids))
+            cross_mask = (RowLengths(lengths, row_lengths(encoded_segment_ids))
                           if by_lengths else attention_mask(segment_ids, encoded_segment_ids))
         block = TransformerBlock
         if cfg.remat_policy != "none":
