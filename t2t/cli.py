@@ -55,8 +55,8 @@
         numbers beside ours. See t2t/sweeps/cli.py.
     t2t convert import --hf_dir DIR --out DIR [--scan_layers]
     t2t convert export (--run_dir DIR [--step N] | --params DIR) --out DIR
-        HF weights (safetensors + config.json) to and from t2t, for T5 v1.0/v1.1, GPT-2 and BERT;
-        an import is a params-only checkpoint for INITIAL_CHECKPOINT_PATH. See t2t/interop/.
+        HF weights (safetensors + config.json) to and from t2t, for T5 v1.0/v1.1, BART, GPT-2 and
+        BERT; an import is a params-only checkpoint for INITIAL_CHECKPOINT_PATH. See t2t/interop/.
     t2t scaling plan|fit|plot ...
         Scaling laws: isoFLOP plans over a one-knob size ladder, Kaplan and Chinchilla (approaches
         2 and 3) fits of a sweep's results, and their plots. See t2t/scaling/cli.py.

@@ -1,8 +1,8 @@
-"""HF interop: T5 v1.0/v1.1, GPT-2 and BERT weights in and out of t2t (`t2t convert`).
+"""HF interop: T5 v1.0/v1.1, BART, GPT-2 and BERT weights in and out of t2t (`t2t convert`).
 
     hf_files.py    HF model directories: config.json + safetensors, read and written with numpy
     mapping.py     codecs and links between HF tensors and our parameters; both conversions
-    t5.py, gpt2.py, bert.py   each HF model type's config mapping and tensor links
+    t5.py, bart.py, gpt2.py, bert.py   each HF model type's config mapping and tensor links
     layout.py      scanned <-> unscanned parameter trees
     convert.py     import_hf / export_hf and the config round-trip check
     checkpoint.py  params-only checkpoints (what import writes) and a run directory's parameters

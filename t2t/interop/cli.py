@@ -1,7 +1,7 @@
 """`t2t convert`: HF weights in and out.
 
     t2t convert import --hf_dir DIR --out DIR [--scan_layers]
-        An HF model directory (config.json + safetensors; T5 v1.0/v1.1, GPT-2, BERT) -> a
+        An HF model directory (config.json + safetensors; T5 v1.0/v1.1, BART, GPT-2, BERT) -> a
         params-only t2t checkpoint (see t2t.interop.checkpoint), scanned with --scan_layers.
     t2t convert export (--run_dir DIR [--step N] | --params DIR) --out DIR
         A run directory's newest (or --step) checkpoint, or a params-only checkpoint -> an HF

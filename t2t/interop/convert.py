@@ -2,12 +2,13 @@
 
     our family        HF model type   HF architectures
     encoder_decoder   t5              T5ForConditionalGeneration (v1.0 tied, v1.1 untied)
+                      bart            BartForConditionalGeneration (learned positions)
     decoder_only      gpt2            GPT2LMHeadModel
     encoder_only      bert            BertForPreTraining, BertForMaskedLM,
                                       BertFor{Sequence,Token}Classification
 
 A config exports only if HF can express it: `config_to_hf` maps it there and back and names every
-field that would change (say, a BART-style encoder-decoder's learned positions under HF T5).
+field that would change (say, the original Transformer's sinusoidal positions under HF T5).
 Parameters may be scanned or unscanned on our side; HF's are per layer.
 """
 
@@ -22,22 +23,26 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from t2t.interop import bert, gpt2, t5
+from t2t.interop import bart, bert, gpt2, t5
 from t2t.interop.hf_files import read_hf_dir, write_hf_dir
 from t2t.interop.layout import relayout, unscan
 from t2t.interop.mapping import HfFamily, from_hf, to_hf
 from t2t.models.config import TransformerConfig
 from t2t.models.families import build_model, dummy_batch
 
-FAMILIES: dict[str, HfFamily] = {f.model_type: f for f in (t5.FAMILY, gpt2.FAMILY, bert.FAMILY)}
+FAMILIES: dict[str, HfFamily] = {f.model_type: f for f in (t5.FAMILY, bart.FAMILY, gpt2.FAMILY,
+                                                            bert.FAMILY)}
 _HF_MODEL_TYPE = {"encoder_decoder": "t5", "decoder_only": "gpt2", "encoder_only": "bert"}
 # How a model runs, not what it computes: never part of an HF config.
 _RUNTIME_FIELDS = frozenset({"dtype", "scan_layers", "remat_policy", "attention_kernel",
-                             "kernel_gradient"})
+                             "kernel_gradient", "one_example_per_row"})
 
 
 def hf_family(config: TransformerConfig) -> HfFamily:
-    """The HF model type that holds models of `config.family`."""
+    """The HF model type that holds models of `config`: by family, and for an encoder-decoder
+    by its positions (T5's relative bias, BART's learned tables)."""
+    if config.family == "encoder_decoder" and config.position_embedding == "learned":
+        return bart.FAMILY
     return FAMILIES[_HF_MODEL_TYPE[config.family]]
 
 
@@ -84,13 +89,15 @@ def param_shapes(config: TransformerConfig) -> dict[str, tuple[int, ...]]:
 def to_hf_state(params: Any, config: TransformerConfig) -> dict[str, np.ndarray]:
     """Our parameters (scanned or not) -> an HF state dict of float32 arrays."""
     flat = traverse_util.flatten_dict(unscan(params), sep="/")
-    return to_hf(hf_family(config).links(config), flat)
+    family = hf_family(config)
+    return {**to_hf(family.links(config), flat), **family.constants(config)}
 
 
 def from_hf_state(state: Mapping[str, np.ndarray], config: TransformerConfig) -> Any:
     """An HF state dict -> our float32 parameters, in the layout `config.scan_layers` names."""
     family = hf_family(config)
-    flat = from_hf(family.links(config), state, param_shapes(config), family)
+    flat = from_hf(family.links(config), state, param_shapes(config), family,
+                   family.constants(config))
     return relayout(traverse_util.unflatten_dict(flat, sep="/"), config.scan_layers)
 
 

@@ -2,9 +2,9 @@
 
 A `Link` says that one HF tensor holds one of our parameters (or several, concatenated on the last
 axis: GPT-2's fused `c_attn` is [query | key | value]); its `Codec`s say how each is laid out there.
-A family (`t2t.interop.t5`, `gpt2`, `bert`) is a list of links for a config plus its config mapping;
-`to_hf` and `from_hf` below run any such list in either direction, so each family states its mapping
-once and both directions follow from it.
+A family (`t2t.interop.t5`, `bart`, `gpt2`, `bert`) is a list of links for a config plus its config
+mapping; `to_hf` and `from_hf` below run any such list in either direction, so each family states
+its mapping once and both directions follow from it.
 
 Our paths are "/"-joined keys of the *unscanned* parameter tree (`encoder/layers_0/mlp/wi/kernel`);
 `t2t.interop.layout` converts scanned trees first. Example, GPT-2's first MLP projection:
@@ -98,11 +98,11 @@ def conv1d(n_in: int) -> Codec:
 
 
 def scaled(codec: Codec, factor: float) -> Codec:
-    """Ours = `factor` x HF's. GPT-2 and BERT divide attention logits by sqrt(head_dim) at run
-    time; we have no such division (it lives in the query's init, as in T5), so it is folded into
-    the query's kernel and bias. The product is taken in float64 and rounded once, so the round
-    trip is exact when `factor` is a power of two (head_dim 4, 16, 64, 256: all published
-    GPT-2 and BERT sizes); otherwise it may move a value by one float32 ulp."""
+    """Ours = `factor` x HF's. GPT-2, BERT and BART divide attention logits by sqrt(head_dim) at
+    run time; we have no such division (it lives in the query's init, as in T5), so it is folded
+    into the query's kernel and bias. The product is taken in float64 and rounded once, so the
+    round trip is exact when `factor` is a power of two (head_dim 4, 16, 64, 256: all published
+    GPT-2, BERT and BART sizes); otherwise it may move a value by one float32 ulp."""
     return Codec(lambda x: codec.to_hf((x.astype(np.float64) / factor).astype(x.dtype)),
                  lambda y, shape: (codec.from_hf(y, shape).astype(np.float64) * factor
                                    ).astype(np.float32))
@@ -146,13 +146,17 @@ class HfFamily:
     """One HF model type: its config mapping both ways and its tensor links.
 
     Attributes:
-      model_type: HF's `model_type` ("t5", "gpt2", "bert").
+      model_type: HF's `model_type` ("t5", "bart", "gpt2", "bert").
       config_to_hf: our config -> HF config.json dict (raises where HF lacks an option).
       config_from_hf: HF config.json dict -> our config (raises where we lack an option).
       links: the tensor links of a config; they must cover every parameter of ours.
       unused_fields: TransformerConfig fields this family's models neither read nor store, so a
         difference in them does not stop an export (e.g. `max_length` with relative positions).
       ignored_keys: regexes of HF tensors that hold nothing of ours: tied copies, buffers.
+      constants: config -> HF tensors that hold nothing of ours but must have these values
+        (BART's zero `final_logits_bias`): export writes them; import checks them where present.
+      aliases: other names under which checkpoints store an HF tensor (a tied copy that is
+        the only one stored), tried after its own name.
       base_prefix: the prefix that checkpoints saved from HF's bare model lack ("transformer."
         for GPT-2: the hub's gpt2 stores "h.0.attn.c_attn.weight").
     """
@@ -163,15 +167,19 @@ class HfFamily:
     links: Callable[[TransformerConfig], list[Link]]
     unused_fields: frozenset[str] = frozenset()
     ignored_keys: tuple[str, ...] = ()
+    constants: Callable[[TransformerConfig], dict[str, np.ndarray]] = lambda config: {}
+    aliases: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     base_prefix: str = ""
 
     def lookup_names(self, name: str) -> list[str]:
         """Names under which a checkpoint may store HF tensor `name`, preferred first: as saved
-        from the bare model (without `base_prefix`), and with TF-era LayerNorm names (gamma/beta)
-        that transformers still renames on load."""
-        names = [name]
-        if self.base_prefix and name.startswith(self.base_prefix):
-            names.append(name[len(self.base_prefix):])
+        from the bare model (without `base_prefix`), under its `aliases`, and with TF-era
+        LayerNorm names (gamma/beta) that transformers still renames on load."""
+        names = []
+        for alias in (name, *self.aliases.get(name, ())):
+            names.append(alias)
+            if self.base_prefix and alias.startswith(self.base_prefix):
+                names.append(alias[len(self.base_prefix):])
         if "LayerNorm." in name:
             names += [n.replace("LayerNorm.weight", "LayerNorm.gamma")
                       .replace("LayerNorm.bias", "LayerNorm.beta") for n in names]
@@ -192,15 +200,23 @@ def to_hf(links: list[Link], params: Mapping[str, np.ndarray]) -> dict[str, np.n
 
 
 def from_hf(links: list[Link], state: Mapping[str, np.ndarray], shapes: Mapping[str, Shape],
-            family: HfFamily) -> dict[str, np.ndarray]:
+            family: HfFamily, constants: Mapping[str, np.ndarray] | None = None
+            ) -> dict[str, np.ndarray]:
     """HF state dict -> our flat unscanned params {path: float32 array} with the given `shapes`.
 
-    Fails naming every missing tensor and any tensor of the wrong shape; tensors that no link
-    reads (other than `family.ignored_keys`) are logged, as transformers does.
+    Fails naming every missing tensor, any tensor of the wrong shape and any of `constants` (the
+    family's, for this config) stored with other values; tensors that no link reads (other than
+    `family.ignored_keys`) are logged, as transformers does.
     """
     _check_same_paths({path for entry in links for path in entry.ours}, set(shapes),
                       f"t2t bug: the {family.model_type} links do not cover the model")
     params, used, missing = {}, set(), []
+    for name, value in (constants or {}).items():
+        if name in state:
+            used.add(name)
+            if not np.array_equal(np.asarray(state[name], np.float32), value):
+                raise ValueError(f"HF tensor {name} differs from {value.ravel()[:4]}..., the "
+                                 f"only value t2t's {family.model_type} model can express.")
     for entry in links:
         name = next((n for n in family.lookup_names(entry.hf) if n in state), None)
         if name is None:

@@ -30,8 +30,19 @@ Array = jax.Array
 Batch = Mapping[str, Array]
 
 
+def positions_per_stack(config: TransformerConfig) -> bool:
+    """Whether the encoder and the decoder each learn a position table of their own (BART, whose
+    two stacks share only the token embedding), rather than one shared table."""
+    return (config.family == "encoder_decoder" and config.position_embedding == "learned"
+            and not config.shared_encoder_decoder)
+
+
 class Embedder(nn.Module):
-    """Token embedding, plus absolute positions and token types where the config has them."""
+    """Token embedding, plus absolute positions and token types where the config has them.
+
+    Learned positions are one table `positions`, or `encoder_positions` and `decoder_positions`
+    where `positions_per_stack` (the stack to embed for is then an argument of the call).
+    """
 
     config: TransformerConfig
 
@@ -43,20 +54,31 @@ class Embedder(nn.Module):
         std = 1.0 if cfg.init_std is None else cfg.init_std  # T5 embeddings have unit variance
         self.tokens = Embed(cfg.vocab_size, cfg.d_model, cfg.dtype, std)
         if cfg.position_embedding == "learned":
-            self.positions = Embed(cfg.max_length, cfg.d_model, cfg.dtype, std, axis_name="abspos")
+            table = lambda: Embed(cfg.max_length, cfg.d_model, cfg.dtype, std, axis_name="abspos")
+            if positions_per_stack(cfg):
+                self.encoder_positions, self.decoder_positions = table(), table()
+            else:
+                self.positions = table()
         if cfg.type_vocab_size:
             self.token_types = Embed(cfg.type_vocab_size, cfg.d_model, cfg.dtype, std,
                                      axis_name="token_types")
 
     def __call__(self, tokens: Array, positions: Array | None = None,
-                 token_types: Array | None = None) -> Array:
-        """[b, l] ids (+ [b, l] positions within each packed example, [b, l] types) -> [b, l, e]."""
+                 token_types: Array | None = None, stack: str | None = None) -> Array:
+        """[b, l] ids (+ [b, l] positions within each packed example, [b, l] types) -> [b, l, e].
+
+        `stack` ("encoder" or "decoder") picks the position table where each stack has one."""
         cfg = self.config
         x = self.tokens(tokens)
         if cfg.scale_embeddings:
             x = x * math.sqrt(cfg.d_model)
         if cfg.position_embedding == "learned":
-            x = x + self.positions(positions)
+            if positions_per_stack(cfg) and stack not in ("encoder", "decoder"):
+                raise ValueError(f"This encoder-decoder learns positions per stack; call the "
+                                 f"Embedder with stack='encoder' or 'decoder', not {stack!r}.")
+            table = getattr(self, f"{stack}_positions") if positions_per_stack(cfg) else (
+                self.positions)
+            x = x + table(positions)
         elif cfg.position_embedding == "sinusoidal":
             x = x + sinusoidal_positions(positions, cfg.d_model).astype(x.dtype)
         if cfg.type_vocab_size:
@@ -85,7 +107,8 @@ def _logits(config: TransformerConfig, embedder: Embedder, lm_head: nn.Module | 
 
 class EncoderDecoder(nn.Module):
     """T5: a bidirectional encoder over the inputs, a causal decoder with cross-attention over the
-    targets, one embedding shared by both, and a tied or separate output layer.
+    targets, one token embedding shared by both, and a tied or separate output layer. Learned
+    positions (BART) are a table per stack.
 
     With `shared_encoder_decoder`, the encoder is the decoder's stack run without causality or
     cross-attention, so the two share every layer (T5 Table 2's "Enc-dec, shared": P params, M FLOPs).
@@ -103,7 +126,8 @@ class EncoderDecoder(nn.Module):
 
     def encode(self, batch: Batch, deterministic: bool = True) -> Array:
         """encoder_input_tokens [b, m] (+ segment ids, positions) -> [b, m, e]."""
-        x = self.embedder(batch["encoder_input_tokens"], batch.get("encoder_positions"))
+        x = self.embedder(batch["encoder_input_tokens"], batch.get("encoder_positions"),
+                          stack="encoder")
         stack = self.decoder if self.config.shared_encoder_decoder else self.encoder
         return stack(x, batch["encoder_segment_ids"], causal=False, deterministic=deterministic)
 
@@ -113,7 +137,8 @@ class EncoderDecoder(nn.Module):
 
         With `decode`, the tokens sit at cache slots `decoder_positions` [b, l] (see the module
         docstring)."""
-        x = self.embedder(batch["decoder_input_tokens"], batch.get("decoder_positions"))
+        x = self.embedder(batch["decoder_input_tokens"], batch.get("decoder_positions"),
+                          stack="decoder")
         y = self.decoder(x, batch["decoder_segment_ids"], causal=True, encoded=encoded,
                          encoded_segment_ids=batch["encoder_segment_ids"],
                          deterministic=deterministic, decode=decode,

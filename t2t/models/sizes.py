@@ -75,7 +75,8 @@ _BERT = TransformerConfig(
 # RoBERTa (Liu et al. 2019): BERT's architecture, a 50k BPE vocabulary, no NSP, one token type.
 _ROBERTA = _BERT.replace(vocab_size=50_265, type_vocab_size=1, encoder_heads=("mlm",),
                          layer_norm_epsilon=1e-5)
-# BART (Lewis et al. 2020): an encoder-decoder with BERT-style post-LN layers and learned positions.
+# BART (Lewis et al. 2020): an encoder-decoder with BERT-style post-LN layers and a learned position
+# table per stack.
 _BART = _BERT.replace(family="encoder_decoder", vocab_size=50_265, type_vocab_size=0,
                       layer_norm_epsilon=1e-5, logits_via_embedding=True,
                       rescale_tied_logits=False, max_length=1024, encoder_heads=("mlm",))

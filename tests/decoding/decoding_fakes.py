@@ -14,10 +14,14 @@ from t2t.models.families import build_model, dummy_batch
 from t2t.models.sizes import get_size
 
 _TINY = dict(d_model=32, d_ff=64, num_heads=4, head_dim=8, num_decoder_layers=2)
-# One of each decoding path: relative bias + cross-attention, learned positions, prefix LM.
+# One of each decoding path: relative bias + cross-attention, learned positions (BART's per stack),
+# prefix LM.
 CONFIGS = {
     "enc_dec": lambda vocab: get_size("t5_1_1/tiny").replace(vocab_size=vocab,
                                                              num_encoder_layers=2, **_TINY),
+    "bart": lambda vocab: get_size("bart/tiny").replace(vocab_size=vocab, dropout_rate=0.0,
+                                                        max_length=64, num_encoder_layers=2,
+                                                        **_TINY),
     "causal_lm": lambda vocab: get_size("gpt2/tiny").replace(vocab_size=vocab, dropout_rate=0.0,
                                                               max_length=64, **_TINY),
     "prefix_lm": lambda vocab: get_size("t5_1_1/tiny").replace(

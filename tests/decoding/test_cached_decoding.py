@@ -27,7 +27,7 @@ def _full_logits(model, params, inputs, targets):
 
 
 @pytest.mark.parametrize("scan_layers", [False, True], ids=["loop", "scan"])
-@pytest.mark.parametrize("kind", ["enc_dec", "causal_lm", "prefix_lm"])
+@pytest.mark.parametrize("kind", ["enc_dec", "bart", "causal_lm", "prefix_lm"])
 def test_cached_decoding_equals_full_recomputation_and_scoring(kind, scan_layers):
     model, params = tiny_model(kind, scan_layers)
 

@@ -13,6 +13,7 @@ TINY = dict(vocab_size=64, d_model=32, d_ff=48, num_heads=2, head_dim=16)
 TINY_CONFIGS = {
     "t5_1_0": get_size("t5_1_0/tiny").replace(**TINY),
     "t5_1_1": get_size("t5_1_1/tiny").replace(**TINY, num_decoder_layers=3),
+    "bart": get_size("bart/tiny").replace(**TINY, num_decoder_layers=3, max_length=16),
     "gpt2": get_size("gpt2/tiny").replace(**TINY),
     **{f"bert_{'+'.join(heads)}": get_size("bert/tiny").replace(**TINY, encoder_heads=heads)
        for heads in [("mlm", "nsp"), ("mlm",), ("sequence_classification",),
@@ -29,11 +30,12 @@ def test_links_cover_every_parameter_once(name):
     assert len({link.hf for link in links}) == len(links)
 
 
-EXPORTABLE = [n for n in SIZES if n.split("/")[0] in ("t5_1_0", "t5_1_1", "gpt2", "bert")]
+EXPORTABLE = [n for n in SIZES if n.split("/")[0] in ("t5_1_0", "t5_1_1", "bart", "gpt2", "bert")]
 NOT_EXPORTABLE = [  # a config HF's model type cannot hold, and what the error names
     pytest.param(get_size(name).replace(vocab_size=256, **changes), error, id=f"{name}{changes}")
     for name, changes, error in [
-        ("bart/base", {}, "cannot express.*position_embedding="),
+        ("bart/base", {"layer_norm_epsilon": 1e-12}, r"bart cannot express.*layer_norm_epsilon="),
+        ("bart/base", {"type_vocab_size": 2}, r"bart cannot express.*type_vocab_size="),
         ("transformer/base", {}, "cannot express.*scale_embeddings="),
         ("gpt1/base", {}, "cannot express.*norm_position="),
         ("t5_table2/shared", {}, "cannot express.*shared_encoder_decoder="),
@@ -44,7 +46,7 @@ NOT_EXPORTABLE = [  # a config HF's model type cannot hold, and what the error n
 
 
 @pytest.mark.parametrize("name", EXPORTABLE)
-def test_t5_gpt2_and_bert_sizes_map_to_hf_and_back(name):
+def test_t5_bart_gpt2_and_bert_sizes_map_to_hf_and_back(name):
     config = get_size(name)
     config = config.replace(vocab_size=config.vocab_size or 256)
     assert config_from_hf(config_to_hf(config)) == config
@@ -67,6 +69,10 @@ RENAMES = {  # how checkpoints in the wild name tensors
     # The hub's gpt2 is saved from GPT2Model: no "transformer." prefix, plus causal-mask buffers.
     "gpt2": lambda state: {**{k.removeprefix("transformer."): v for k, v in state.items()},
                            "h.0.attn.bias": np.ones((1, 1, 16, 16), np.float32)},
+    # BART saved from BartModel (no "model." prefix, no final_logits_bias), its embedding stored
+    # only as the decoder's tied copy (as bart-large-cnn's is).
+    "bart": lambda state: {k.removeprefix("model.").replace("shared.", "decoder.embed_tokens."): v
+                           for k, v in state.items() if k != "final_logits_bias"},
     # TF-converted BERTs name LayerNorm parameters gamma and beta.
     "bert_mlm+nsp": lambda state: {k.replace("LayerNorm.weight", "LayerNorm.gamma")
                                    .replace("LayerNorm.bias", "LayerNorm.beta"): v
@@ -101,3 +107,25 @@ def test_unused_missing_and_misshapen_tensors(random_params, caplog, monkeypatch
         from_hf_state(missing, config)
     with pytest.raises(ValueError, match=r"wi_0\.weight has shape \(48, 32\).*\(32, 64\)"):
         from_hf_state(state, config.replace(d_ff=64))
+
+
+def test_bart_position_rows_and_logits_bias_that_hf_keeps_and_we_do_not(random_params):
+    config = TINY_CONFIGS["bart"]
+    params = random_params(config)
+    state = to_hf_state(params, config)
+    for stack in ("encoder", "decoder"):  # HF's table is ours after two rows it never reads
+        ours = params["embedder"][f"{stack}_positions"]["embedding"]
+        theirs = state[f"model.{stack}.embed_positions.weight"]
+        np.testing.assert_equal(theirs, np.concatenate([np.zeros((2, 32), np.float32), ours]))
+    np.testing.assert_equal(state["final_logits_bias"], np.zeros((1, 64), np.float32))
+    biased = {**state, "final_logits_bias": np.full((1, 64), 0.5, np.float32)}
+    with pytest.raises(ValueError, match="final_logits_bias differs"):
+        from_hf_state(biased, config)
+
+
+def test_how_a_model_runs_does_not_stop_an_export():
+    config = get_size("t5_1_1/base")
+    running = config.replace(dtype="bfloat16", scan_layers=True, remat_policy="full",
+                             attention_kernel="dot_product", kernel_gradient="inputs_first",
+                             one_example_per_row=True)
+    assert config_to_hf(running) == config_to_hf(config)

@@ -1,4 +1,4 @@
-"""Logit parity with transformers, both ways, for T5 v1.0 and v1.1, GPT-2 and BERT.
+"""Logit parity with transformers, both ways, for T5 v1.0 and v1.1, BART, GPT-2 and BERT.
 
 HF models are built from tiny configs with seeded random weights (offline). On a padded batch in
 float32: our model on the imported weights gives HF's outputs to 1e-5 max-abs, scanned and
@@ -18,14 +18,16 @@ transformers = pytest.importorskip("transformers")
 
 from t2t.interop import config_from_hf, config_to_hf, export_hf, import_hf  # noqa: E402
 from t2t.interop.convert import model_differences  # noqa: E402
+from t2t.interop.bart import POSITION_OFFSET as BART_POSITION_OFFSET  # noqa: E402
 from t2t.interop.hf_files import read_hf_dir  # noqa: E402
 from t2t.models.families import build_model  # noqa: E402
+from t2t.models.flops import count_params  # noqa: E402
 from t2t.models.sizes import get_size  # noqa: E402
 
 TOLERANCE = 1e-5
 VOCAB = 64
 BATCH, INPUT_LENGTH, TARGET_LENGTH = 2, 7, 5
-FAMILIES = ["t5_1_0", "t5_1_1", "gpt2", "bert"]
+FAMILIES = ["t5_1_0", "t5_1_1", "bart", "gpt2", "bert"]
 HEADS = ["bert_sequence_classification", "bert_token_classification"]
 # The layer layout is independent of the heads, so the extra BERT heads run unscanned only.
 WITH_LAYOUTS = [pytest.param(case, scan, id=f"{case}-{'scanned' if scan else 'unscanned'}")
@@ -45,6 +47,10 @@ def _hf_model(case: str):
         "t5_1_0": lambda: t.T5ForConditionalGeneration(t.T5Config(**t5, feed_forward_proj="relu")),
         "t5_1_1": lambda: t.T5ForConditionalGeneration(t.T5Config(
             **t5, feed_forward_proj="gated-gelu", tie_word_embeddings=False)),
+        "bart": lambda: t.BartForConditionalGeneration(t.BartConfig(
+            vocab_size=VOCAB, d_model=32, encoder_attention_heads=2, decoder_attention_heads=2,
+            encoder_ffn_dim=48, decoder_ffn_dim=48, encoder_layers=2, decoder_layers=3,
+            max_position_embeddings=16, attn_implementation="eager")),
         "gpt2": lambda: t.GPT2LMHeadModel(t.GPT2Config(
             vocab_size=VOCAB, n_embd=32, n_head=2, n_layer=2, n_positions=16,
             attn_implementation="eager")),
@@ -65,6 +71,11 @@ def _perturb(model) -> None:
             # HF inits T5's untied lm_head with std 1; T5X's fan-in init keeps logits O(1), where
             # 1e-5 max-abs is a fair float32 bar.
             model.lm_head.weight.mul_(model.config.d_model**-0.5)
+        if model.config.model_type == "bart":
+            # The position rows that HF never reads (test_hf_bart_never_reads_the_first_position_
+            # rows) hold what our export writes there.
+            for stack in (model.model.encoder, model.model.decoder):
+                stack.embed_positions.weight[:BART_POSITION_OFFSET] = 0
 
 
 def _batch(case: str) -> dict[str, np.ndarray]:
@@ -77,7 +88,7 @@ def _batch(case: str) -> dict[str, np.ndarray]:
                 f"{prefix}_segment_ids": segments,
                 f"{prefix}_positions": np.broadcast_to(np.arange(length), (BATCH, length))}
 
-    if case.startswith("t5"):
+    if case.startswith("t5") or case == "bart":
         return {**features("encoder", INPUT_LENGTH, (7, 4)),
                 **features("decoder", TARGET_LENGTH, (5, 3))}
     if case == "gpt2":
@@ -90,7 +101,7 @@ def _batch(case: str) -> dict[str, np.ndarray]:
 def _hf_outputs(model, case: str, batch: dict[str, np.ndarray]):
     t = {k: torch.tensor(np.asarray(v), dtype=torch.long) for k, v in batch.items()}
     with torch.no_grad():
-        if case.startswith("t5"):
+        if case.startswith("t5") or case == "bart":
             return model(input_ids=t["encoder_input_tokens"],
                          attention_mask=t["encoder_segment_ids"],
                          decoder_input_ids=t["decoder_input_tokens"],
@@ -183,11 +194,37 @@ def test_transformers_loads_our_export(hf_checkpoint, perturbed, tmp_path):
     assert back_config == config
 
 
-@pytest.mark.parametrize("hf_config, size", [
-    ("GPT2Config", "gpt2/small"), ("BertConfig", "bert/base"), ("T5Config", "t5_1_0/small")])
+HF_DEFAULTS = [("GPT2Config", "gpt2/small"), ("BertConfig", "bert/base"),
+               ("T5Config", "t5_1_0/small"), ("BartConfig", "bart/large")]
+
+
+@pytest.mark.parametrize("hf_config, size", HF_DEFAULTS)
 def test_hf_default_configs_are_our_published_sizes(hf_config, size):
-    # transformers' config defaults are GPT-2 small, BERT base and T5 small.
+    # transformers' config defaults are GPT-2 small, BERT base, T5 small and BART large.
     ours = get_size(size)
     theirs = config_from_hf(getattr(transformers, hf_config)().to_dict())
     assert not model_differences(ours, theirs)
     assert config_from_hf(config_to_hf(ours)) == theirs
+
+
+@pytest.mark.parametrize("hf_config, size", HF_DEFAULTS)
+def test_published_sizes_have_hf_parameter_counts(hf_config, size):
+    # HF's pretraining model, built on the meta device (shapes only), its tied weights counted
+    # once. BART's position tables have rows that HF never reads and we do not keep.
+    config = getattr(transformers, hf_config)()
+    with torch.device("meta"):
+        model = transformers.AutoModelForPreTraining.from_config(config)
+    theirs = sum(p.numel() for p in model.parameters())
+    if hf_config == "BartConfig":
+        theirs -= 2 * BART_POSITION_OFFSET * config.d_model
+    assert count_params(get_size(size)) == theirs
+
+
+def test_hf_bart_never_reads_the_first_position_rows():
+    model = _hf_model("bart")
+    batch = _batch("bart")
+    before = _hf_outputs(model, "bart", batch).logits
+    with torch.no_grad():
+        for stack in (model.model.encoder, model.model.decoder):
+            stack.embed_positions.weight[:BART_POSITION_OFFSET] += 1.0
+    assert torch.equal(_hf_outputs(model, "bart", batch).logits, before)

@@ -1,4 +1,4 @@
-"""EncoderDecoder: shapes, packing isolation, causality, and the FLOP count against XLA's."""
+"""EncoderDecoder: shapes, packing isolation, causality, positions, and FLOPs against XLA's."""
 
 import jax
 import jax.numpy as jnp
@@ -208,6 +208,30 @@ def test_sinusoidal_positions_matter_and_have_the_known_values():
     moved = dict(batch, encoder_positions=batch["encoder_positions"] + 1)
     assert not np.allclose(model.apply(params, batch)["logits"],
                            model.apply(params, moved)["logits"], atol=1e-4)
+
+
+def test_bart_learns_a_position_table_per_stack():
+    # BART's encoder and decoder each learn their positions (HF BART: model.encoder and
+    # model.decoder.embed_positions); the decoder's table moves only the decoder's embedding.
+    cfg = _tiny("bart/tiny", num_encoder_layers=1, num_decoder_layers=1, dropout_rate=0.0)
+    model = build_model(cfg)
+    batch = dict(_batch(0), encoder_positions=jnp.zeros((2, 12), jnp.int32),
+                 decoder_positions=jnp.zeros((2, 6), jnp.int32))
+    params = model.init(jax.random.key(0), batch)
+    embedder = params["params"]["embedder"]
+    assert set(embedder) == {"tokens", "encoder_positions", "decoder_positions"}
+    encoded = model.apply(params, batch, method=model.encode)
+    # Noise, not a constant: the embedding norm would remove a constant.
+    noise = lambda x: x + jax.random.normal(jax.random.key(1), x.shape)
+    moved = jax.tree_util.tree_map_with_path(
+        lambda path, x: noise(x) if "decoder_positions" in jax.tree_util.keystr(path) else x,
+        params)
+    np.testing.assert_array_equal(model.apply(moved, batch, method=model.encode), encoded)
+    logits = [model.apply(p, batch)["logits"] for p in (params, moved)]
+    assert not np.allclose(*logits, atol=1e-4)
+    shared = build_model(cfg.replace(shared_encoder_decoder=True))
+    assert set(shared.init(jax.random.key(0), batch)["params"]["embedder"]) == {
+        "tokens", "positions"}  # T5 Table 2's shared variant shares every parameter
 
 
 @pytest.mark.parametrize("name,lengths", [
