@@ -111,6 +111,10 @@ def check_divergence(fetched: list[dict], first_step: int, nan_policy: str, skip
         f"--gin.train.nan_policy='skip' to skip such steps.")
 
 
+# What stopped a multi-host run whose hosts agreed on a step to stop at.
+MULTIHOST_NOTICE = "a preemption notice (SIGTERM on some host)"
+
+
 class PreemptionGuard:
     """Turns SIGTERM and SIGINT into a request to checkpoint and stop at a step boundary.
 
@@ -152,7 +156,8 @@ class PreemptionGuard:
             return self.signal is not None
         if not self._synced or not multihost_utils.reached_preemption_sync_point(step):
             return False
-        self.signal = self.signal or "SIGTERM"  # on this host or another one
+        # JAX's manager, not us, caught the SIGTERM, on this host or another one.
+        self.signal = self.signal or MULTIHOST_NOTICE
         return True
 
     def restore(self) -> None:

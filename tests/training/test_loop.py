@@ -189,6 +189,11 @@ def test_with_several_hosts_sigterm_is_left_to_jax_and_sigint_passed_on_to_it(mo
         assert sync_points == [4, 5] and guard.signal == "SIGINT"
     finally:
         guard.restore()
+    quiet = loop_module.PreemptionGuard()  # a host that another host's notice stops
+    try:
+        assert quiet.requested(5) and quiet.signal == loop_module.MULTIHOST_NOTICE
+    finally:
+        quiet.restore()
 
     service = jax.config.jax_enable_preemption_service
     jax.config.update("jax_enable_preemption_service", False)
@@ -196,7 +201,7 @@ def test_with_several_hosts_sigterm_is_left_to_jax_and_sigint_passed_on_to_it(mo
         guard = loop_module.PreemptionGuard()  # logs that a signal will end the run
     finally:
         jax.config.update("jax_enable_preemption_service", service)
-    assert not guard.requested(5) and sync_points == [4, 5]
+    assert not guard.requested(5) and sync_points == [4, 5, 5]
     assert signal.getsignal(signal.SIGINT) == sigint
 
 
