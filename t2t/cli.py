@@ -104,6 +104,9 @@ def _train(argv: Sequence[str]) -> int:
     from t2t.training.trainer import TrainResult, train
 
     files, bindings, rest = split_gin_flags(argv)
+    if {"-h", "--help"} & set(rest):
+        print(USAGE, file=sys.stderr)
+        return 0
     parser = argparse.ArgumentParser(prog="t2t train", add_help=False)
     parser.add_argument("--coordinator_address")
     parser.add_argument("--num_processes", type=int)
@@ -133,7 +136,9 @@ def _compile_only(argv: Sequence[str]) -> int:
     from t2t.configuration import ConfigError, parse_gin, split_gin_flags
 
     files, bindings, rest = split_gin_flags(argv)
-    parser = argparse.ArgumentParser(prog="t2t compile-only")
+    parser = argparse.ArgumentParser(
+        prog="t2t compile-only", epilog="The model, data and mesh come from --gin_file=FILE and "
+        "--gin.NAME=VALUE, as for `t2t train` (e.g. --gin.MESH_SHAPE=\"{'fsdp': -1}\").")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--num_devices", type=int, help="simulate this many CPU devices")
     group.add_argument("--topology", help="a TPU topology name for jax.experimental.topologies")

@@ -66,11 +66,20 @@ def test_no_arguments_prints_usage(capsys):
     assert "t2t train" in err and "t2t vocab train" in err
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["-h"]])
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["train", "--help"],
+                                  ["train", "--gin_file=x.gin", "-h"]])
 def test_help_exits_zero(argv, capsys):
-    """`t2t --help` prints the usage and succeeds."""
+    """`t2t --help` and `t2t train --help` print the usage and succeed."""
     assert cli.main(argv) == 0
-    assert "t2t train" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "t2t train" in err and "unrecognised" not in err
+
+
+def test_compile_only_help_names_the_gin_flags(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["compile-only", "--help"])
+    assert exit_.value.code == 0
+    assert "--gin_file=FILE" in capsys.readouterr().out
 
 
 def test_unknown_command_prints_usage(capsys):
