@@ -37,16 +37,16 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from t2t.bench import machine  # noqa: E402
 
 SPAN_TARGET_TOKENS_PER_S = 3_000_000
 TARGET_NOTE = ("span corruption on packed 512/114 examples >= 3M raw tokens/s per core: 8 H100s training "
@@ -259,41 +259,18 @@ def measure(corpus, case: Case, batch_size: int = 128, seconds: float = 5.0, rep
 # --------------------------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _git(*args: str) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def machine_info() -> dict:
     import sentencepiece
 
-    status = _git("status", "--porcelain")
     return {
+        **machine.host(),
         "processor": platform.processor(),
-        "cpu_model": _cpu_model(),
         "nproc": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
         "numpy": np.__version__,
         "sentencepiece": sentencepiece.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
+        **machine.code_version(),
     }
 
 
@@ -378,7 +355,7 @@ def markdown(result: dict) -> str:
         f"{t['documents']} documents / {t['tokens']:,} tokens.",
         "",
         f"Batches of {s['batch_size']} rows; median of {s['repeats']} windows over {s['seconds_per_case']:g} s per "
-        f"case after a warm-up batch; one process pinned to one CPU. Machine: {m['cpu_model']} "
+        f"case after a warm-up batch; one process pinned to one CPU. Machine: {machine.cpu_summary(m)} "
         f"({m['nproc']} CPUs), load average {m['load_average_before'][0]} before / "
         f"{m['load_average_after'][0]} after ('per CPU-s' divides by this process's CPU time instead of wall "
         f"time, so it is robust to other load on the core; the target applies to wall time), Python {m['python']}, NumPy {m['numpy']}, "

@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 
 import numpy as np
+
+from t2t.bench import machine
 
 
 def measure(pipeline, seconds: float) -> dict:
@@ -73,8 +74,7 @@ def main(argv=None) -> int:
                 r.update(source=name, token_cache=cache, workers=workers, load_average=os.getloadavg()[0])
                 print(json.dumps(r))
                 results.append(r)
-    out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                       "processor": platform.processor(), "python": platform.python_version()},
+    out = {"machine": {**machine.host(), **machine.code_version()},
            "load_average_before": load_before, "config": "span corruption 512/114, batch 64, 8 virtual shards, "
            "docs_per_block 64, embedded 8k SentencePiece vocabulary, process workers",
            "results": results}

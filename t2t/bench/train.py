@@ -59,19 +59,17 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import datetime
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from t2t.bench import machine
 from t2t.bench.profile import profile_table
 
 # No jax at module level: spawned workers set XLA_FLAGS (fake devices) before importing it.
@@ -634,25 +632,6 @@ def _run_compile_scaling(case: Case, layers: Sequence[int], isolate: bool) -> di
 # --------------------------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def _version(module: str) -> str | None:
     from importlib import metadata
 
@@ -663,19 +642,13 @@ def _version(module: str) -> str | None:
 
 
 def machine_info() -> dict:
-    status = _git("status", "--porcelain")
     return {
-        "cpu_model": _cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **machine.host(),
         **{name: _version(name) for name in ("jax", "jaxlib", "flax", "optax", "numpy",
                                              "transformers", "torch")},
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **machine.code_version(),
     }
 
 
@@ -1025,7 +998,7 @@ def markdown_report(result: Mapping[str, Any]) -> str:
     header = [
         f"# `t2t bench train` ({result.get('preset', 'cpu')} preset)", "",
         f"Command: `{result.get('command', 't2t bench train')}`", "",
-        f"Machine: {m['cpu_model']}, {m['cpu_cores']} cores; jax {m['jax']}, flax {m['flax']}, "
+        f"Machine: {machine.cpu_summary(m)}, {m['cpu_cores']} cores; jax {m['jax']}, flax {m['flax']}, "
         f"transformers {m['transformers']}, torch {m['torch']}; commit "
         f"{(m['git_commit'] or '?')[:10]}{' (dirty tree)' if m['git_dirty'] else ''}; {m['date']}; "
         f"load average before {', '.join(f'{x:.2f}' for x in load) if load else '?'}.", "",

@@ -45,8 +45,8 @@ def test_t2t_systems_report_positive_numbers(in_process):
     json.dumps(result)  # serialisable as is
     assert {"machine", "systems", "ratios", "peak_flops", "compile_scaling", "targets",
             "skipped", "reference"} <= set(result)
-    for key in ("cpu_model", "cpu_cores", "jax", "flax", "load_average_before",
-                "load_average_after", "date", "git_commit"):
+    for key in ("cpu_model", "cpu_family", "cpu_vector_flags", "cpu_cores", "jax", "flax",
+                "load_average_before", "load_average_after", "date", "git_commit"):
         assert key in result["machine"], key
     assert _positive(result["peak_flops"]["value"])
     for name in ("t2t", "t2t_scan"):
