@@ -326,7 +326,7 @@ def malloc_environ(environ: Mapping[str, str], libc: tuple[str, str] | None = No
                    on_cpu: bool | None = None) -> dict[str, str] | None:
     r"""`environ` with glibc's malloc tuned (`MALLOC_TUNABLES`: each that this glibc has, that
     applies here and that the user has not set), or None where that would change nothing or is
-    not wanted (T2T_MALLOC_TUNING=0). Accelerator hosts get huge pages only: their step buffers
+    not wanted (T2T_MALLOC_TUNING=0, or false, no, off). Accelerator hosts get huge pages only: their step buffers
     are not the host's.
 
     >>> environ = malloc_environ({"GLIBC_TUNABLES": "glibc.malloc.mmap_max=8"}, ("glibc", "2.31"),
@@ -336,7 +336,7 @@ def malloc_environ(environ: Mapping[str, str], libc: tuple[str, str] | None = No
     glibc.malloc.arena_max=1
     glibc.malloc.trim_threshold=1099511627776
     """
-    if environ.get("T2T_MALLOC_TUNING", "1") == "0":
+    if environ.get("T2T_MALLOC_TUNING", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     name, version = libc or platform.libc_ver()
     try:

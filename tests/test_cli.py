@@ -178,6 +178,9 @@ KEEP = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_thres
      "glibc.malloc.hugetlb=0:" + KEEP),
     ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0:" + KEEP}, ("glibc", "2.36"), True, None),
     ({"T2T_MALLOC_TUNING": "0"}, ("glibc", "2.36"), True, None),
+    ({"T2T_MALLOC_TUNING": "False"}, ("glibc", "2.36"), True, None),
+    ({"T2T_MALLOC_TUNING": "off"}, ("glibc", "2.36"), True, None),
+    ({"T2T_MALLOC_TUNING": "1"}, ("glibc", "2.36"), False, "glibc.malloc.hugetlb=1"),
     ({}, ("glibc", "2.25"), True, None),  # no malloc tunables at all
     ({}, ("", ""), True, None),  # musl, macOS
 ])
