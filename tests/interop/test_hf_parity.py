@@ -194,24 +194,29 @@ def test_transformers_loads_our_export(hf_checkpoint, perturbed, tmp_path):
     assert back_config == config
 
 
-HF_DEFAULTS = [("GPT2Config", "gpt2/small"), ("BertConfig", "bert/base"),
-               ("T5Config", "t5_1_0/small"), ("BartConfig", "bart/large")]
+# transformers' config defaults are GPT-2 small, BERT base, T5 small and BART large; BART base
+# differs from them in the fields of facebook/bart-base's config.json given here.
+BART_BASE = dict(d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12,
+                 decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072,
+                 attention_dropout=0.1, activation_dropout=0.1)
+HF_SIZES = [("GPT2Config", {}, "gpt2/small"), ("BertConfig", {}, "bert/base"),
+            ("T5Config", {}, "t5_1_0/small"), ("BartConfig", {}, "bart/large"),
+            ("BartConfig", BART_BASE, "bart/base")]
 
 
-@pytest.mark.parametrize("hf_config, size", HF_DEFAULTS)
-def test_hf_default_configs_are_our_published_sizes(hf_config, size):
-    # transformers' config defaults are GPT-2 small, BERT base, T5 small and BART large.
+@pytest.mark.parametrize("hf_config, fields, size", HF_SIZES)
+def test_hf_configs_of_published_models_are_our_sizes(hf_config, fields, size):
     ours = get_size(size)
-    theirs = config_from_hf(getattr(transformers, hf_config)().to_dict())
+    theirs = config_from_hf(getattr(transformers, hf_config)(**fields).to_dict())
     assert not model_differences(ours, theirs)
     assert config_from_hf(config_to_hf(ours)) == theirs
 
 
-@pytest.mark.parametrize("hf_config, size", HF_DEFAULTS)
-def test_published_sizes_have_hf_parameter_counts(hf_config, size):
+@pytest.mark.parametrize("hf_config, fields, size", HF_SIZES)
+def test_published_sizes_have_hf_parameter_counts(hf_config, fields, size):
     # HF's pretraining model, built on the meta device (shapes only), its tied weights counted
     # once. BART's position tables have rows that HF never reads and we do not keep.
-    config = getattr(transformers, hf_config)()
+    config = getattr(transformers, hf_config)(**fields)
     with torch.device("meta"):
         model = transformers.AutoModelForPreTraining.from_config(config)
     theirs = sum(p.numel() for p in model.parameters())
