@@ -165,7 +165,11 @@ def _compile_only(argv: Sequence[str]) -> int:
             return 2
     try:
         parse_gin(files, bindings)
-        report = train(partitioner=make_partitioner(devices=devices), compile_only=True)
+        try:
+            partitioner = make_partitioner(devices=devices)
+        except ValueError as error:  # a mesh that the devices cannot fill
+            raise ConfigError(str(error)) from error
+        report = train(partitioner=partitioner, compile_only=True)
     except ConfigError as error:
         print(f"t2t compile-only: configuration error: {error}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ import random
 import re
 from pathlib import Path
 
+import gin
 import pytest
 
 from t2t import cli
@@ -80,6 +81,16 @@ def test_compile_only_help_names_the_gin_flags(capsys):
         cli.main(["compile-only", "--help"])
     assert exit_.value.code == 0
     assert "--gin_file=FILE" in capsys.readouterr().out
+
+
+def test_compile_only_names_a_mesh_that_the_devices_cannot_fill(capsys):
+    try:
+        assert cli.main(["compile-only", "--gin.MESH_SHAPE={'fsdp': 3, 'data': -1}"]) == 2
+    finally:
+        gin.clear_config()
+    err = capsys.readouterr().err
+    assert "configuration error" in err and "3, which does not divide 8" in err
+    assert "Traceback" not in err
 
 
 def test_unknown_command_prints_usage(capsys):
