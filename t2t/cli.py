@@ -98,7 +98,7 @@ buffers are not mapped and zeroed again every step); T2T_MALLOC_TUNING=0 leaves 
 
 
 def _train(argv: Sequence[str]) -> int:
-    from t2t.configuration import parse_gin, split_gin_flags
+    from t2t.configuration import call_configured, parse_gin, split_gin_flags
     from t2t.training import distributed
     from t2t.training.loop import run_command
     from t2t.training.trainer import TrainResult, train
@@ -120,7 +120,7 @@ def _train(argv: Sequence[str]) -> int:
     def run() -> TrainResult:
         parse_gin(files, bindings)  # first: a bad binding fails before waiting for other hosts
         distributed.initialize(hosts.coordinator_address, hosts.num_processes, hosts.process_id)
-        return train()
+        return call_configured(train)
 
     return run_command("t2t train", run, lambda result: (
         f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"
@@ -133,7 +133,7 @@ def _compile_only(argv: Sequence[str]) -> int:
     import json
 
     # t2t.configuration does not import JAX, which must see XLA_FLAGS first.
-    from t2t.configuration import ConfigError, parse_gin, split_gin_flags
+    from t2t.configuration import ConfigError, call_configured, parse_gin, split_gin_flags
 
     files, bindings, rest = split_gin_flags(argv)
     parser = argparse.ArgumentParser(
@@ -169,7 +169,7 @@ def _compile_only(argv: Sequence[str]) -> int:
             partitioner = make_partitioner(devices=devices)
         except ValueError as error:  # a mesh that the devices cannot fill
             raise ConfigError(str(error)) from error
-        report = train(partitioner=partitioner, compile_only=True)
+        report = call_configured(train, partitioner=partitioner, compile_only=True)
     except ConfigError as error:
         print(f"t2t compile-only: configuration error: {error}", file=sys.stderr)
         return 2

@@ -17,13 +17,14 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import gin
 
 REPO_GIN_DIR = Path(__file__).resolve().parents[1] / "gin_configs"
 DEFAULT_GIN_FILE = "experiments/t5_1_1_tiny_embedded.gin"
 _MACRO = re.compile(r"^[A-Z][A-Z0-9_]*$")
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -191,3 +192,21 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], finalize: bool 
                 message = (f"macro {m.group(1)} is required but no gin file or binding sets it. "
                            f"Set it, e.g. --gin.{m.group(1)}=...")
             raise ConfigError(f"Incomplete configuration: {message}") from None
+
+
+def call_configured(fn: Callable[..., T], *args, **kwargs) -> T:
+    """`fn(*args, **kwargs)` for a gin-configurable `fn`, where a ValueError raised while gin
+    builds `fn`'s arguments from the bindings, before `fn`'s own code runs (an unknown model
+    size in `@model_config()`, a bad optimizer setting), is a `ConfigError`: the bindings are at
+    fault. A ValueError from `fn`'s own code is left as it is."""
+    body = inspect.unwrap(fn).__code__
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as error:
+        traceback, frames = error.__traceback__, set()
+        while traceback is not None:
+            frames.add(traceback.tb_frame.f_code)
+            traceback = traceback.tb_next
+        if isinstance(error, ConfigError) or body in frames:
+            raise
+        raise ConfigError(str(error)) from error

@@ -4,7 +4,6 @@ import random
 import re
 from pathlib import Path
 
-import gin
 import pytest
 
 from t2t import cli
@@ -84,10 +83,7 @@ def test_compile_only_help_names_the_gin_flags(capsys):
 
 
 def test_compile_only_names_a_mesh_that_the_devices_cannot_fill(capsys):
-    try:
-        assert cli.main(["compile-only", "--gin.MESH_SHAPE={'fsdp': 3, 'data': -1}"]) == 2
-    finally:
-        gin.clear_config()
+    assert cli.main(["compile-only", "--gin.MESH_SHAPE={'fsdp': 3, 'data': -1}"]) == 2
     err = capsys.readouterr().err
     assert "configuration error" in err and "3, which does not divide 8" in err
     assert "Traceback" not in err
@@ -112,6 +108,18 @@ def test_missing_gin_file_is_a_configuration_error(capsys, no_training):
     assert cli.main(["train", "--gin_file", "runs/nope.gin"]) == 2
     err = capsys.readouterr().err
     assert "configuration error" in err and "runs/nope.gin" in err
+
+
+@pytest.mark.parametrize("binding, message", [
+    # gin builds train's arguments (@model_config()) before train runs
+    ("--gin.model_config.size=t5_1_1/bse", "Did you mean 't5_1_1/base'"),
+    # a bare word is a string on the command line
+    ("--gin.TASK_FEATURE_LENGTHS=targets:2", "TASK_FEATURE_LENGTHS must map 'inputs' and/or"),
+])
+def test_bad_values_are_configuration_errors_not_tracebacks(binding, message, capsys):
+    assert cli.main(["train", binding]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error" in err and message in err and "Traceback" not in err
 
 
 def test_unknown_flag_is_rejected(capsys, no_training):

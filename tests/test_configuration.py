@@ -5,7 +5,8 @@ import re
 import gin
 import pytest
 
-from t2t.configuration import DEFAULT_GIN_FILE, REPO_GIN_DIR, ConfigError, parse_gin
+from t2t.configuration import (DEFAULT_GIN_FILE, REPO_GIN_DIR, ConfigError, call_configured,
+                               parse_gin)
 from t2t.models.config import model_config
 from t2t.models.flops import count_params
 
@@ -166,3 +167,15 @@ def test_a_runs_folder_on_sys_path_does_not_break_includes(tmp_path, monkeypatch
     monkeypatch.syspath_prepend(str(tmp_path))
     parse_gin([DEFAULT_GIN_FILE], [])
     assert gin.query_parameter("train.z_loss") == 1e-4  # set by the included runs/pretrain.gin
+
+
+def test_errors_while_gin_builds_the_arguments_are_configuration_errors():
+    from t2t.training.trainer import train
+
+    parse_gin([], ["model_config.size='t5_1_1/bse'"])  # parses: the size is checked when built
+    with pytest.raises(ConfigError, match="Did you mean 't5_1_1/base'"):
+        call_configured(train)
+    gin.clear_config()
+    with pytest.raises(ValueError) as raised:  # raised by the called function's own code
+        call_configured(model_config, size="t5_1_1/bse")
+    assert not isinstance(raised.value, ConfigError)

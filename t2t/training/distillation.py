@@ -478,7 +478,7 @@ def distill(teacher: str = gin.REQUIRED, temperature: float = 2.0, alpha_soft: f
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`t2t distill [--gin_file=FILE]... [--gin.NAME=VALUE]...` (see the module docstring)."""
-    from t2t.configuration import parse_gin, split_gin_flags
+    from t2t.configuration import call_configured, parse_gin, split_gin_flags
 
     files, bindings, rest = split_gin_flags(sys.argv[1:] if argv is None else argv)
     if rest or not files:
@@ -490,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> trainer.TrainResult:
         parse_gin(files, bindings)
-        return distill()
+        return call_configured(distill)
 
     return run_command("t2t distill", run, lambda result: (
         f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from t2t.configuration import ConfigError, parse_gin
+from t2t.configuration import ConfigError, call_configured, parse_gin
 from t2t.data.converters import DecoderFeatureConverter
 from t2t.data.objectives.denoise import LM
 from t2t.data.pipeline import data_pipeline
@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> ElmoResult:
         parse_gin(files or ["experiments/elmo_tiny_lm.gin"], bindings)
-        return train_elmo()
+        return call_configured(train_elmo)
 
     return run_command("t2t train-elmo", run, lambda result: (
         f"Run directory: {result.run_dir}\nFinal step: {result.step}\n"

@@ -132,6 +132,17 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, z_loss: 
     return train_step
 
 
+def check_feature_lengths(lengths: Any) -> None:
+    """Refuse TASK_FEATURE_LENGTHS other than {"inputs": I, "targets": T} (either key alone for
+    one-sequence families) of positive ints, e.g. a bare word the command line made a string."""
+    if not (isinstance(lengths, Mapping) and lengths and set(lengths) <= {"inputs", "targets"}
+            and all(type(v) is int and v > 0 for v in lengths.values())):
+        raise ValueError(
+            f"TASK_FEATURE_LENGTHS must map 'inputs' and/or 'targets' to positive lengths, got "
+            f"{lengths!r}. Quote it on the command line: "
+            f"--gin.TASK_FEATURE_LENGTHS=\"{{'inputs': 512, 'targets': 114}}\".")
+
+
 def make_eval_step(model: nn.Module, z_loss: float) -> Callable[[Any, Batch], dict]:
     return lambda params, batch: _loss(model, params, batch, z_loss, None)[1]
 
@@ -443,6 +454,7 @@ def train(
     """
     # Everything that can be wrong with the configuration fails here, before any compile.
     try:
+        check_feature_lengths(task_feature_lengths)
         vocab = (Vocabulary(vocabulary, extra_ids=vocabulary_extra_ids) if vocabulary
                  else default_vocabulary(extra_ids=vocabulary_extra_ids))
         if getattr(objective, "uses_sentinels", False) and vocab.extra_ids == 0:
