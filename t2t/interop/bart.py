@@ -15,11 +15,11 @@ embedding without rescaling:
     mlp/wi [e, f], mlp/wo [f, e]                  fc1 [f, e], fc2 [e, f]
     post_mlp_norm                                 final_layer_norm
 
-HF's position tables have two more rows than positions: it looks up position + 2 (a fairseq
-legacy, where rows 0 and 1 belonged to padding), so rows 0 and 1 are never read. Import drops
-them; export writes zeros there. HF's `final_logits_bias` is a buffer, not a parameter (no
-optimizer ever moves it), and zero in every released BART: export writes zeros, and import
-refuses a checkpoint where it is not zero. HF scales the query by 1/sqrt(head_dim) at run time; we
+HF's position tables have two more rows than positions: it looks up position + 2 (fairseq's
+legacy: its positions started after the padding index, 1), so rows 0 and 1 are never read. Import drops
+them; export writes zeros there. HF's `final_logits_bias` is a buffer, not a parameter: HF
+creates it as zeros and no optimizer moves it. Export writes zeros, and import refuses a
+checkpoint where it is not zero. HF scales the query by 1/sqrt(head_dim) at run time; we
 fold that into the query (see `scaled`). HF's three dropout rates (`dropout`,
 `attention_dropout`, `activation_dropout`) become our one, its `dropout`.
 """
