@@ -330,8 +330,8 @@ def malloc_environ(environ: Mapping[str, str], libc: tuple[str, str] | None = No
                    on_cpu: bool | None = None) -> dict[str, str] | None:
     r"""`environ` with glibc's malloc tuned (`MALLOC_TUNABLES`: each that this glibc has, that
     applies here and that the user has not set), or None where that would change nothing or is
-    not wanted (T2T_MALLOC_TUNING=0, or false, no, off). Accelerator hosts get huge pages only: their step buffers
-    are not the host's.
+    not wanted (T2T_MALLOC_TUNING=0, or false, no, off). Accelerator hosts get huge pages only:
+    their step buffers are not the host's.
 
     >>> environ = malloc_environ({"GLIBC_TUNABLES": "glibc.malloc.mmap_max=8"}, ("glibc", "2.31"),
     ...                          on_cpu=True)
