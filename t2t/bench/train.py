@@ -1015,29 +1015,42 @@ def markdown_report(result: Mapping[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="t2t bench train", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
+                        help="cpu: one size next to its peers, rounds alternating; gpu: T5 v1.1 "
+                             "base and a 1B decoder-only in bf16, one after another")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the path, not speed")
-    parser.add_argument("--size", default="t5_1_1/small")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--inputs", type=int, default=512)
-    parser.add_argument("--targets", type=int, default=114)
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
+    parser.add_argument("--size", default="t5_1_1/small",
+                        help="CPU preset: a named size (t2t.models.sizes; peers take T5 shapes)")
+    parser.add_argument("--batch_size", type=int, default=8, help="CPU preset: rows per step")
+    parser.add_argument("--inputs", type=int, default=512, help="CPU preset: encoder tokens")
+    parser.add_argument("--targets", type=int, default=114, help="CPU preset: decoder tokens")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
+                        help="compute dtype of the t2t systems (default: the preset's)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a TransformerConfig field for every t2t system (repeatable)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:F=V,F=V",
                         help="another t2t system with these fields set (repeatable); "
                              "batch_size=N sets its batch size")
-    parser.add_argument("--partitioning", default="data_parallel")
+    parser.add_argument("--partitioning", default="data_parallel",
+                        help="t2t's partitioning preset (data_parallel, fsdp, fsdp_tensor, "
+                             "tensor_parallel)")
     parser.add_argument("--mesh", default=None, help="e.g. \"{'data': 2, 'fsdp': -1}\"")
     parser.add_argument("--num_devices", type=int, default=None, help="fake CPU devices")
-    parser.add_argument("--optimizer", choices=["adamw", "adafactor"], default="adamw")
+    parser.add_argument("--optimizer", choices=["adamw", "adafactor"], default="adamw",
+                        help="the same for every system")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma list, or 'none'")
-    parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--steps_per_round", type=int, default=None)
-    parser.add_argument("--compile_layers", default=None, help="e.g. 2,24, or 'none'")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="timed rounds, each system once per round (default: 5 on CPU, 3 on "
+                             "GPU, 1 with --smoke)")
+    parser.add_argument("--steps_per_round", type=int, default=None,
+                        help="timed steps per system and round (default: 1 on CPU, 5 on GPU)")
+    parser.add_argument("--compile_layers", default=None,
+                        help="depths whose scanned train step is compiled to compare compile "
+                             "times, e.g. 2,24 (the CPU default), or 'none'")
     parser.add_argument("--max_load", type=float, default=None,
                         help="wait until the 1-minute load average is at most this")
-    parser.add_argument("--max_wait", type=float, default=600.0)
+    parser.add_argument("--max_wait", type=float, default=600.0,
+                        help="seconds to wait for --max_load before starting anyway")
     parser.add_argument("--no_isolate", action="store_true",
                         help="run every system in this process (no per-system RSS)")
     parser.add_argument("--only", help="GPU preset: comma list of system names to run")
