@@ -19,8 +19,8 @@ HF's position tables have two more rows than positions: it looks up position + 2
 legacy: its positions started after the padding index, 1), so rows 0 and 1 are never read. Import drops
 them; export writes zeros there. HF's `final_logits_bias` is a buffer, not a parameter: HF
 creates it as zeros and no optimizer moves it. Export writes zeros, and import refuses a
-checkpoint where it is not zero. HF scales the query by 1/sqrt(head_dim) at run time; we
-fold that into the query (see `scaled`). HF's three dropout rates (`dropout`,
+checkpoint where it is not zero. HF scales the query by 1/sqrt(head_dim) at run time, as our
+BART does (`runtime_attention_scale`; a config that folds it into the query converts too). HF's three dropout rates (`dropout`,
 `attention_dropout`, `activation_dropout`) become our one, its `dropout`.
 """
 
@@ -32,7 +32,8 @@ from typing import Mapping
 import numpy as np
 
 from t2t.interop.mapping import (SAME, Codec, HfFamily, Link, activation_from_hf, activation_to_hf,
-                                 dense, link, linear, norm, required, scaled, split_heads)
+                                 dense, link, linear, norm, query_scale, required, scaled,
+                                 split_heads)
 from t2t.models.config import TransformerConfig
 
 log = logging.getLogger(__name__)
@@ -104,13 +105,13 @@ def config_from_hf(hf: Mapping) -> TransformerConfig:
         position_embedding="learned", max_length=get("max_position_embeddings"),
         norm="layer_norm", layer_norm_epsilon=LAYER_NORM_EPSILON, norm_position="post",
         embedding_norm=True, use_bias=True, init_std=get("init_std"),
-        scale_embeddings=get("scale_embedding"))
+        scale_embeddings=get("scale_embedding"), runtime_attention_scale=True)
 
 
 def links(config: TransformerConfig) -> list[Link]:
     """The tensor links of `config`'s model (the table above)."""
     out = [link("model.shared.weight", "embedder/tokens/embedding", SAME)]
-    scale = config.head_dim**-0.5
+    scale = query_scale(config, hf_divides_at_run_time=True)
     for stack, num_layers in (("encoder", config.num_encoder_layers),
                               ("decoder", config.num_decoder_layers)):
         out += [link(f"model.{stack}.embed_positions.weight",

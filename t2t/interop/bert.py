@@ -13,8 +13,9 @@ our encoder-only model with BERT's options.
     pooler/dense, nsp_head                        bert.pooler.dense, cls.seq_relationship
     classifier or token_classifier                classifier
 
-The HF architecture decides our `encoder_heads`. HF divides attention logits by sqrt(head_dim);
-we fold that into the query (see `scaled`).
+The HF architecture decides our `encoder_heads`. HF divides attention logits by sqrt(head_dim) at
+run time, as our BERT does (`runtime_attention_scale`); a config that folds it into the query
+converts too (`query_scale`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from __future__ import annotations
 from typing import Mapping
 
 from t2t.interop.mapping import (SAME, HfFamily, Link, activation_from_hf, activation_to_hf,
-                                 dense, link, linear, norm, required, scaled, split_heads)
+                                 dense, link, linear, norm, query_scale, required, scaled,
+                                 split_heads)
 from t2t.models.config import TransformerConfig
 
 ARCHITECTURES = {
@@ -84,7 +86,8 @@ def config_from_hf(hf: Mapping) -> TransformerConfig:
         type_vocab_size=hf.get("type_vocab_size", 2), norm="layer_norm",
         layer_norm_epsilon=hf.get("layer_norm_eps", 1e-12), norm_position="post",
         embedding_norm=True, use_bias=True, init_std=hf.get("initializer_range", 0.02),
-        encoder_heads=heads, num_labels=len(hf.get("id2label") or {}) or hf.get("num_labels", 2))
+        runtime_attention_scale=True, encoder_heads=heads,
+        num_labels=len(hf.get("id2label") or {}) or hf.get("num_labels", 2))
 
 
 def links(config: TransformerConfig) -> list[Link]:
@@ -96,7 +99,7 @@ def links(config: TransformerConfig) -> list[Link]:
     if config.type_vocab_size:
         out.append(link("bert.embeddings.token_type_embeddings.weight",
                         "embedder/token_types/embedding", SAME))
-    scale = config.head_dim**-0.5
+    scale = query_scale(config, hf_divides_at_run_time=True)
     for i in range(config.num_encoder_layers):
         hf, ours = f"bert.encoder.layer.{i}", f"encoder/layers_{i}"
         out += [*dense(f"{hf}.attention.self.query", f"{ours}/self_attention/query",

@@ -33,9 +33,10 @@ from t2t.models.families import build_model, dummy_batch
 FAMILIES: dict[str, HfFamily] = {f.model_type: f for f in (t5.FAMILY, bart.FAMILY, gpt2.FAMILY,
                                                             bert.FAMILY)}
 _HF_MODEL_TYPE = {"encoder_decoder": "t5", "decoder_only": "gpt2", "encoder_only": "bert"}
-# How a model runs, not what it computes: never part of an HF config.
+# How a model runs or where its parameters put attention's 1/sqrt(head_dim), not what it
+# computes: never part of an HF config (the links fold or unfold the scale).
 _RUNTIME_FIELDS = frozenset({"dtype", "scan_layers", "remat_policy", "attention_kernel",
-                             "kernel_gradient", "one_example_per_row"})
+                             "kernel_gradient", "one_example_per_row", "runtime_attention_scale"})
 
 
 def hf_family(config: TransformerConfig) -> HfFamily:

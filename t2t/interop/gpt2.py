@@ -12,7 +12,8 @@ torch.nn.Linear), and its query, key and value live in one fused `c_attn`:
     pre_self_attention_norm, pre_mlp_norm             ln_1, ln_2
     decoder/final_norm                                transformer.ln_f
 
-HF divides attention logits by sqrt(head_dim); we fold that into the query (see `scaled`).
+HF divides attention logits by sqrt(head_dim) at run time, as our GPT-2 does
+(`runtime_attention_scale`); a config that folds it into the query converts too (`query_scale`).
 The output layer is tied to `wte` without rescaling (`rescale_tied_logits=False`).
 """
 
@@ -21,8 +22,8 @@ from __future__ import annotations
 from typing import Mapping
 
 from t2t.interop.mapping import (SAME, VECTOR, HfFamily, Link, activation_from_hf,
-                                 activation_to_hf, conv1d, dense, link, norm, required, scaled,
-                                 split_heads)
+                                 activation_to_hf, conv1d, dense, link, norm, query_scale, required,
+                                 scaled, split_heads)
 from t2t.models.config import TransformerConfig
 
 
@@ -63,22 +64,22 @@ def config_from_hf(hf: Mapping) -> TransformerConfig:
         rescale_tied_logits=False, position_embedding="learned",
         max_length=required(hf, "n_positions"), norm="layer_norm",
         layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5), use_bias=True,
-        init_std=hf.get("initializer_range", 0.02))
+        init_std=hf.get("initializer_range", 0.02), runtime_attention_scale=True)
 
 
 def links(config: TransformerConfig) -> list[Link]:
     """The tensor links of `config`'s model (the table above)."""
     out = [link("transformer.wte.weight", "embedder/tokens/embedding", SAME),
            link("transformer.wpe.weight", "embedder/positions/embedding", SAME)]
-    query_scale = config.head_dim**-0.5
+    scale = query_scale(config, hf_divides_at_run_time=True)
     for i in range(config.num_decoder_layers):
         hf, ours = f"transformer.h.{i}", f"decoder/layers_{i}"
         qkv = tuple(f"{ours}/self_attention/{name}" for name in ("query", "key", "value"))
         out += [
             Link(f"{hf}.attn.c_attn.weight", tuple(f"{p}/kernel" for p in qkv),
-                 (scaled(conv1d(1), query_scale), conv1d(1), conv1d(1))),
+                 (scaled(conv1d(1), scale), conv1d(1), conv1d(1))),
             Link(f"{hf}.attn.c_attn.bias", tuple(f"{p}/bias" for p in qkv),
-                 (scaled(VECTOR, query_scale), VECTOR, VECTOR)),
+                 (scaled(VECTOR, scale), VECTOR, VECTOR)),
             *dense(f"{hf}.attn.c_proj", f"{ours}/self_attention/out", conv1d(2), use_bias=True),
             *dense(f"{hf}.mlp.c_fc", f"{ours}/mlp/wi", conv1d(1), use_bias=True),
             *dense(f"{hf}.mlp.c_proj", f"{ours}/mlp/wo", conv1d(1), use_bias=True),

@@ -98,14 +98,26 @@ def conv1d(n_in: int) -> Codec:
 
 
 def scaled(codec: Codec, factor: float) -> Codec:
-    """Ours = `factor` x HF's. GPT-2, BERT and BART divide attention logits by sqrt(head_dim) at
-    run time; we have no such division (it lives in the query's init, as in T5), so it is folded
-    into the query's kernel and bias. The product is taken in float64 and rounded once, so the
-    round trip is exact when `factor` is a power of two (head_dim 4, 16, 64, 256: all published
-    GPT-2, BERT and BART sizes); otherwise it may move a value by one float32 ulp."""
+    """Ours = `factor` x HF's (`codec` itself for a factor of 1). Used where HF and our config put
+    attention's 1/sqrt(head_dim) in different places (`query_scale`), so that it is folded into
+    the query's kernel and bias, or out of them. The product is taken in float64 and rounded once,
+    so the round trip is exact when `factor` is a power of two (head_dim 4, 16, 64, 256: all
+    published sizes); otherwise it may move a value by one float32 ulp."""
+    if factor == 1.0:
+        return codec
     return Codec(lambda x: codec.to_hf((x.astype(np.float64) / factor).astype(x.dtype)),
                  lambda y, shape: (codec.from_hf(y, shape).astype(np.float64) * factor
                                    ).astype(np.float32))
+
+
+def query_scale(config: TransformerConfig, hf_divides_at_run_time: bool) -> float:
+    """Ours = factor x HF's for a query kernel and bias. GPT-2, BERT and BART divide attention
+    logits by sqrt(head_dim) at run time; T5 folds that into the query. The factor is 1 where HF
+    and `config` (`runtime_attention_scale`) do the same, head_dim^-1/2 to fold HF's division into
+    our query, head_dim^1/2 to take ours out of it."""
+    if config.runtime_attention_scale == hf_divides_at_run_time:
+        return 1.0
+    return config.head_dim ** (-0.5 if hf_divides_at_run_time else 0.5)
 
 
 @dataclasses.dataclass(frozen=True)

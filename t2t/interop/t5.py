@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from t2t.interop.mapping import SAME, HfFamily, Link, link, linear, norm, required
+from t2t.interop.mapping import (SAME, HfFamily, Link, link, linear, norm, query_scale, required,
+                                 scaled)
 from t2t.models.config import TransformerConfig
 
 # mlp_activations <-> HF feed_forward_proj. HF's "gated-gelu" is the tanh GeLU (gelu_new), its
@@ -89,14 +90,18 @@ def links(config: TransformerConfig) -> list[Link]:
                     out += _mlp(f"{hf}.DenseReluDense", f"{ours}/mlp", config)
                 else:
                     module = "SelfAttention" if sublayer == "self_attention" else "EncDecAttention"
-                    out += _attention(f"{hf}.{module}", f"{ours}/{sublayer}")
+                    out += _attention(f"{hf}.{module}", f"{ours}/{sublayer}", config)
     if not config.logits_via_embedding:
         out.append(link("lm_head.weight", "lm_head/kernel", linear(1)))
     return out
 
 
-def _attention(hf: str, ours: str) -> list[Link]:
-    return [link(f"{hf}.{h}.weight", f"{ours}/{o}/kernel", linear(2 if o == "out" else 1))
+def _attention(hf: str, ours: str, config: TransformerConfig) -> list[Link]:
+    # HF T5 folds attention's 1/sqrt(head_dim) into the query; so do we unless the config divides
+    # at run time (`query_scale`).
+    scale = query_scale(config, hf_divides_at_run_time=False)
+    return [link(f"{hf}.{h}.weight", f"{ours}/{o}/kernel",
+                 scaled(linear(1), scale) if o == "query" else linear(2 if o == "out" else 1))
             for h, o in (("q", "query"), ("k", "key"), ("v", "value"), ("o", "out"))]
 
 

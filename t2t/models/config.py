@@ -56,6 +56,12 @@ class TransformerConfig:
       rescale_tied_logits: divide tied logits by sqrt(d_model) (T5 v1.0, whose embeddings have unit
         variance); BERT and GPT-2 tie without rescaling.
       scale_embeddings: multiply token embeddings by sqrt(d_model) (the original Transformer).
+      runtime_attention_scale: divide attention logits by sqrt(head_dim) at run time (BERT, GPT,
+        BART, the original Transformer) rather than folding 1/sqrt(head_dim) into the query's
+        initialisation (T5). The two compute the same function from the same initial one, but
+        Adam's steps do not scale with a parameter: folded, the query learns sqrt(head_dim) times
+        faster than in the models that divide at run time (Adafactor's parameter-scaled steps,
+        T5's, keep the fold in proportion).
       encoder_heads: outputs of an encoder-only model: "mlm" (masked LM, tied to the embedding),
         "nsp" (next-sentence prediction from the pooled first token), "sequence_classification"
         (pooled first token), "token_classification" (every token) and "span_qa" (answer start
@@ -112,6 +118,7 @@ class TransformerConfig:
     init_std: float | None = None
     rescale_tied_logits: bool = True
     scale_embeddings: bool = False
+    runtime_attention_scale: bool = False
     encoder_heads: tuple[str, ...] = ("mlm",)
     num_labels: int = 2
     scan_layers: bool = False

@@ -525,8 +525,13 @@ class MultiHeadAttention(nn.Module):
         cfg = self.config
         project = functools.partial(dense, cfg, (cfg.num_heads, cfg.head_dim),
                                     ("embed", "heads", "kv"), init_distribution="normal")
-        # No 1/sqrt(d) on the logits: T5 folds it into the query's init (variance scaled by 1/d).
-        query = project(init_scale=1.0 / cfg.head_dim, name="query")(inputs_q)  # [b, q, h, d]
+        # Attention's 1/sqrt(d): T5 folds it into the query's init (variance scaled by 1/d), which
+        # Adafactor's parameter-scaled steps keep in proportion; BERT, GPT and BART apply it at run
+        # time, so that Adam's steps on the query are theirs (`runtime_attention_scale`).
+        query = project(init_scale=1.0 if cfg.runtime_attention_scale else 1.0 / cfg.head_dim,
+                        name="query")(inputs_q)  # [b, q, h, d]
+        if cfg.runtime_attention_scale:
+            query = query * jnp.asarray(cfg.head_dim**-0.5, query.dtype)
         query = constrain(query, *CACHE_AXES)
         if decode and static_kv:
             key, value = self._static_keys_and_values(project, inputs_kv)

@@ -61,7 +61,7 @@ _GPT2 = TransformerConfig(
     family="decoder_only", vocab_size=50_257, mlp_activations=("gelu",), dropout_rate=0.1,
     logits_via_embedding=True, rescale_tied_logits=False, position_embedding="learned",
     max_length=1024, norm="layer_norm", layer_norm_epsilon=1e-5, use_bias=True, init_std=0.02,
-    num_encoder_layers=0)
+    runtime_attention_scale=True, num_encoder_layers=0)
 # GPT-1 (Radford et al. 2018) was post-LN with a 512 context; GPT-3 (Brown et al. 2020, Table 2.1)
 # is GPT-2's architecture at a 2048 context (its sparse attention layers are not modelled).
 _GPT1 = _GPT2.replace(norm_position="post", max_length=512, vocab_size=40_478)
@@ -71,7 +71,8 @@ _BERT = TransformerConfig(
     family="encoder_only", vocab_size=30_522, mlp_activations=("gelu_exact",), dropout_rate=0.1,
     position_embedding="learned", max_length=512, type_vocab_size=2, norm="layer_norm",
     layer_norm_epsilon=1e-12, norm_position="post", embedding_norm=True, use_bias=True,
-    init_std=0.02, encoder_heads=("mlm", "nsp"), num_decoder_layers=0)
+    init_std=0.02, runtime_attention_scale=True, encoder_heads=("mlm", "nsp"),
+    num_decoder_layers=0)
 # RoBERTa (Liu et al. 2019): BERT's architecture, a 50k BPE vocabulary, no NSP, one token type.
 _ROBERTA = _BERT.replace(vocab_size=50_265, type_vocab_size=1, encoder_heads=("mlm",),
                          layer_norm_epsilon=1e-5)
@@ -86,7 +87,7 @@ _TRANSFORMER = TransformerConfig(
     vocab_size=37_000, mlp_activations=("relu",), dropout_rate=0.1, logits_via_embedding=True,
     rescale_tied_logits=False, position_embedding="sinusoidal", norm="layer_norm",
     norm_position="post", use_bias=True, scale_embeddings=True, init_std=512**-0.5,
-    max_length=4096)
+    runtime_attention_scale=True, max_length=4096)
 
 
 def _decoder(base: TransformerConfig, layers: int, d_model: int, heads: int,

@@ -7,16 +7,19 @@ transformers loads our export of weights it has never seen with every tensor in 
 matching outputs, and the export imports back to identical parameters.
 """
 
+import copy
 import functools
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from t2t.interop import config_from_hf, config_to_hf, export_hf, import_hf  # noqa: E402
+from t2t.interop import (config_from_hf, config_to_hf, export_hf, from_hf_state,  # noqa: E402
+                         import_hf, to_hf_state)
 from t2t.interop.convert import model_differences  # noqa: E402
 from t2t.interop.bart import POSITION_OFFSET as BART_POSITION_OFFSET  # noqa: E402
 from t2t.interop.hf_files import read_hf_dir  # noqa: E402
@@ -98,19 +101,21 @@ def _batch(case: str) -> dict[str, np.ndarray]:
     return batch
 
 
-def _hf_outputs(model, case: str, batch: dict[str, np.ndarray]):
+def _hf_call(model, case: str, batch: dict[str, np.ndarray]):
     t = {k: torch.tensor(np.asarray(v), dtype=torch.long) for k, v in batch.items()}
-    with torch.no_grad():
-        if case.startswith("t5") or case == "bart":
-            return model(input_ids=t["encoder_input_tokens"],
-                         attention_mask=t["encoder_segment_ids"],
-                         decoder_input_ids=t["decoder_input_tokens"],
-                         decoder_attention_mask=t["decoder_segment_ids"])
-        if case == "gpt2":
-            return model(input_ids=t["decoder_input_tokens"],
-                         attention_mask=t["decoder_segment_ids"])
+    if case.startswith("t5") or case == "bart":
         return model(input_ids=t["encoder_input_tokens"], attention_mask=t["encoder_segment_ids"],
-                     token_type_ids=t["encoder_token_type_ids"])
+                     decoder_input_ids=t["decoder_input_tokens"],
+                     decoder_attention_mask=t["decoder_segment_ids"])
+    if case == "gpt2":
+        return model(input_ids=t["decoder_input_tokens"], attention_mask=t["decoder_segment_ids"])
+    return model(input_ids=t["encoder_input_tokens"], attention_mask=t["encoder_segment_ids"],
+                 token_type_ids=t["encoder_token_type_ids"])
+
+
+def _hf_outputs(model, case: str, batch: dict[str, np.ndarray]):
+    with torch.no_grad():
+        return _hf_call(model, case, batch)
 
 
 def _max_errors(case: str, ours: dict, hf, batch: dict[str, np.ndarray]) -> dict[str, float]:
@@ -192,6 +197,62 @@ def test_transformers_loads_our_export(hf_checkpoint, perturbed, tmp_path):
     assert jax.tree.structure(back) == jax.tree.structure(params)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(params)))
     assert back_config == config
+
+
+@pytest.mark.parametrize("hf_checkpoint", ["t5_1_1", "bart", "gpt2", "bert"], indirect=True)
+def test_either_place_for_the_attention_scale_converts_exactly(hf_checkpoint):
+    # Import into a config that puts attention's 1/sqrt(head_dim) where HF does not: the links
+    # fold it into the query (or out of it), and the function and HF's tensors are unchanged.
+    case, model, directory = hf_checkpoint
+    _, config = import_hf(directory)
+    other = config.replace(runtime_attention_scale=not config.runtime_attention_scale)
+    state, _ = read_hf_dir(directory)
+    params = from_hf_state(state, other)
+    batch = _batch(case)
+    errors = _max_errors(case, _our_outputs(params, other, batch), _hf_outputs(model, case, batch),
+                         batch)
+    assert max(errors.values()) <= TOLERANCE, errors
+    assert all(np.array_equal(v, state[k]) for k, v in to_hf_state(params, other).items())
+
+
+ADAM_LR = 1e-2
+
+
+@pytest.mark.parametrize("hf_checkpoint", ["bart", "gpt2", "bert"], indirect=True)
+def test_an_adam_step_moves_our_model_as_it_moves_hf(hf_checkpoint):
+    """The same training step, not only the same function. These models divide attention logits by
+    sqrt(head_dim) at run time (`runtime_attention_scale`), as HF does; Adam's steps do not scale
+    with a parameter, so folding the division into the query, as T5 does, would make the query
+    learn sqrt(head_dim) times faster: that step moves the logits ~1e-1 away from HF's."""
+    case, model, directory = hf_checkpoint
+    hf = copy.deepcopy(model)  # the fixture's model serves other tests too
+    batch = _batch(case)
+    prefix = "encoder" if case == "bert" else "decoder"
+    real = batch[f"{prefix}_segment_ids"] > 0
+    labels = np.random.default_rng(1).integers(0, VOCAB, real.shape)
+    name = "mlm_logits" if case == "bert" else "logits"
+
+    out = _hf_call(hf, case, batch)
+    logits = out.prediction_logits if case == "bert" else out.logits
+    torch.nn.functional.cross_entropy(logits[torch.tensor(real)],
+                                      torch.tensor(labels[real])).backward()
+    torch.optim.Adam(hf.parameters(), lr=ADAM_LR).step()
+    theirs = _hf_outputs(hf, case, batch)
+
+    params, config = import_hf(directory)
+    model_fn = build_model(config)
+
+    def loss(params):
+        logits = model_fn.apply({"params": params}, batch)[name]
+        return optax.softmax_cross_entropy_with_integer_labels(logits[real], labels[real]).mean()
+
+    adam = optax.adam(ADAM_LR)
+    updates, _ = adam.update(jax.grad(loss)(params), adam.init(params), params)
+    stepped = optax.apply_updates(params, updates)
+    ours = _our_outputs(stepped, config, batch)
+    assert max(_max_errors(case, ours, theirs, batch).values()) <= 1e-4
+    moved = _max_errors(case, ours, _hf_outputs(model, case, batch), batch)
+    assert moved[name] > 0.1  # the step did move the model
 
 
 # transformers' config defaults are GPT-2 small, BERT base, T5 small and BART large; BART base
