@@ -142,7 +142,9 @@ def constants(config: TransformerConfig) -> dict[str, np.ndarray]:
 
 
 FAMILY = HfFamily(
-    model_type="bart", config_to_hf=config_to_hf, config_from_hf=config_from_hf, links=links,
+    model_type="bart",
+    holds=lambda c: c.family == "encoder_decoder" and c.position_embedding == "learned",
+    config_to_hf=config_to_hf, config_from_hf=config_from_hf, links=links,
     constants=constants,
     # Relative positions and encoder-only heads do not apply.
     unused_fields=frozenset({"relative_attention_num_buckets", "relative_attention_max_distance",

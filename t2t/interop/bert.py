@@ -131,7 +131,8 @@ def links(config: TransformerConfig) -> list[Link]:
 
 
 FAMILY = HfFamily(
-    model_type="bert", config_to_hf=config_to_hf, config_from_hf=config_from_hf, links=links,
+    model_type="bert", holds=lambda c: c.family == "encoder_only",
+    config_to_hf=config_to_hf, config_from_hf=config_from_hf, links=links,
     # An encoder-only model has no decoder, output layer or relative positions.
     unused_fields=frozenset({"num_decoder_layers", "logits_via_embedding", "rescale_tied_logits",
                              "relative_attention_num_buckets",

@@ -32,7 +32,6 @@ from t2t.models.families import build_model, dummy_batch
 
 FAMILIES: dict[str, HfFamily] = {f.model_type: f for f in (t5.FAMILY, bart.FAMILY, gpt2.FAMILY,
                                                             bert.FAMILY)}
-_HF_MODEL_TYPE = {"encoder_decoder": "t5", "decoder_only": "gpt2", "encoder_only": "bert"}
 # How a model runs or where its parameters put attention's 1/sqrt(head_dim), not what it
 # computes: never part of an HF config (the links fold or unfold the scale).
 _RUNTIME_FIELDS = frozenset({"dtype", "scan_layers", "remat_policy", "attention_kernel",
@@ -40,11 +39,8 @@ _RUNTIME_FIELDS = frozenset({"dtype", "scan_layers", "remat_policy", "attention_
 
 
 def hf_family(config: TransformerConfig) -> HfFamily:
-    """The HF model type that holds models of `config`: by family, and for an encoder-decoder
-    by its positions (T5's relative bias, BART's learned tables)."""
-    if config.family == "encoder_decoder" and config.position_embedding == "learned":
-        return bart.FAMILY
-    return FAMILIES[_HF_MODEL_TYPE[config.family]]
+    """The HF model type that holds models of `config` (`HfFamily.holds`)."""
+    return next(family for family in FAMILIES.values() if family.holds(config))
 
 
 def model_differences(config: TransformerConfig, other: TransformerConfig) -> list[str]:

@@ -90,7 +90,8 @@ def links(config: TransformerConfig) -> list[Link]:
 
 
 FAMILY = HfFamily(
-    model_type="gpt2", config_to_hf=config_to_hf, config_from_hf=config_from_hf, links=links,
+    model_type="gpt2", holds=lambda c: c.family == "decoder_only",
+    config_to_hf=config_to_hf, config_from_hf=config_from_hf, links=links,
     # A decoder-only model has no encoder, heads, or relative positions.
     unused_fields=frozenset({"num_encoder_layers", "encoder_heads", "num_labels",
                              "relative_attention_num_buckets",

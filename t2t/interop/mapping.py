@@ -159,6 +159,7 @@ class HfFamily:
 
     Attributes:
       model_type: HF's `model_type` ("t5", "bart", "gpt2", "bert").
+      holds: whether our models of a config are this HF type's to export (one type per config).
       config_to_hf: our config -> HF config.json dict (raises where HF lacks an option).
       config_from_hf: HF config.json dict -> our config (raises where we lack an option).
       links: the tensor links of a config; they must cover every parameter of ours.
@@ -174,6 +175,7 @@ class HfFamily:
     """
 
     model_type: str
+    holds: Callable[[TransformerConfig], bool]
     config_to_hf: Callable[[TransformerConfig], dict]
     config_from_hf: Callable[[Mapping], TransformerConfig]
     links: Callable[[TransformerConfig], list[Link]]

@@ -112,7 +112,10 @@ def _mlp(hf: str, ours: str, config: TransformerConfig) -> list[Link]:
 
 
 FAMILY = HfFamily(
-    model_type="t5", config_to_hf=config_to_hf, config_from_hf=config_from_hf, links=links,
+    model_type="t5",
+    # T5's relative position bias; learned positions are BART's.
+    holds=lambda c: c.family == "encoder_decoder" and c.position_embedding != "learned",
+    config_to_hf=config_to_hf, config_from_hf=config_from_hf, links=links,
     # Relative positions need no table length; T5's init is variance scaling, not a std.
     unused_fields=frozenset({"max_length", "init_std", "encoder_heads", "num_labels"}),
     # Tied copies of shared.weight that some checkpoints also store.
