@@ -394,8 +394,8 @@ def fused_attention(query: Array, key: Array, value: Array, mask: Array | RowLen
     """The `dot_product` kernel: `jax.nn.dot_product_attention`, cuDNN's fused kernel on GPUs.
 
     query [b, q, h, d], key and value [b, k, h, d], mask [b, 1, q, k] or `RowLengths`, bias
-    [1 or b, h, q, k] -> [b, q, h, d]. scale=1: the 1/sqrt(d) lives in the query's init, as in the
-    einsum path. `is_causal` adds the causal mask inside the kernel, which then skips the blocks
+    [1 or b, h, q, k] -> [b, q, h, d]. scale=1: the 1/sqrt(d) is already in the query (its init,
+    or `runtime_attention_scale`), as in the einsum path. `is_causal` adds the causal mask inside the kernel, which then skips the blocks
     above the diagonal; `mask` keeps the packing and padding.
     """
     lengths = {}
