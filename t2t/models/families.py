@@ -73,11 +73,13 @@ class Embedder(nn.Module):
         if cfg.scale_embeddings:
             x = x * math.sqrt(cfg.d_model)
         if cfg.position_embedding == "learned":
-            if positions_per_stack(cfg) and stack not in ("encoder", "decoder"):
+            if not positions_per_stack(cfg):
+                table = self.positions
+            elif stack in ("encoder", "decoder"):
+                table = getattr(self, f"{stack}_positions")
+            else:
                 raise ValueError(f"This encoder-decoder learns positions per stack; call the "
                                  f"Embedder with stack='encoder' or 'decoder', not {stack!r}.")
-            table = getattr(self, f"{stack}_positions") if positions_per_stack(cfg) else (
-                self.positions)
             x = x + table(positions)
         elif cfg.position_embedding == "sinusoidal":
             x = x + sinusoidal_positions(positions, cfg.d_model).astype(x.dtype)
