@@ -33,6 +33,25 @@ import orbax.checkpoint as ocp
 log = logging.getLogger(__name__)
 
 
+def _state_handler() -> ocp.PyTreeCheckpointHandler:
+    """The handler of the train state: orbax's, without replica-parallel writes on one process.
+
+    Replica-parallel saving splits each replicated array into one slice per replica, so that
+    several hosts share the writing. On a single process every replica is local, so it only costs:
+    each slice is an eager device op, compiled per shape and device on the first save (17 s for 47
+    parameters of distinct shapes on 8 CPU devices, against 0.13 s without). With several
+    processes orbax's defaults stand. The array handler without replica parallelism is the one
+    orbax's own emergency checkpointer uses; the per-array metadata store it leaves out is
+    optional (restores do not read it).
+    """
+    handlers = {ty: ocp.type_handlers.get_type_handler(ty)
+                for ty in ocp.type_handlers.supported_types()}
+    if jax.process_count() == 1:
+        handlers[jax.Array] = ocp.type_handlers.ArrayHandler(use_replica_parallel=False)
+    registry = ocp.type_handlers.create_type_handler_registry(*handlers.items())
+    return ocp.PyTreeCheckpointHandler(type_handler_registry=registry)
+
+
 class Checkpointer:
     """Periodic, async checkpoints of (train state, data state) under `directory`.
 
@@ -55,7 +74,7 @@ class Checkpointer:
                 save_decision_policy=ocp.checkpoint_managers.AnySavePolicy([
                     ocp.checkpoint_managers.FixedIntervalPolicy(save_every),
                     ocp.checkpoint_managers.PreemptionCheckpointingPolicy()])),
-            item_names=("state", "data"),
+            item_handlers={"state": _state_handler(), "data": ocp.JsonCheckpointHandler()},
         )
 
     def latest_step(self) -> int | None:
@@ -68,7 +87,7 @@ class Checkpointer:
     def save(self, step: int, state: Any, data_state: dict, force: bool = False) -> bool:
         """Save if `step` is on the save interval (or `force`); returns whether a save started."""
         saved = self._manager.save(
-            step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+            step, args=ocp.args.Composite(state=ocp.args.PyTreeSave(state),
                                           data=ocp.args.JsonSave(data_state)),
             force=force)
         if saved:
@@ -92,8 +111,11 @@ class Checkpointer:
             try:
                 restored = self._manager.restore(
                     candidate,
-                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                            data=ocp.args.JsonRestore()))
+                    args=ocp.args.Composite(
+                        state=ocp.args.PyTreeRestore(
+                            abstract_state, ocp.checkpoint_utils.construct_restore_args(
+                                abstract_state)),
+                        data=ocp.args.JsonRestore()))
             except Exception as error:  # any damage: unreadable files, bad metadata, bad shapes
                 if step is not None:
                     raise

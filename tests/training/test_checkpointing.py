@@ -157,3 +157,29 @@ def test_restore_from_an_empty_directory_raises(make_checkpointer):
     ckpt = make_checkpointer()
     with pytest.raises(FileNotFoundError, match="No checkpoint"):
         ckpt.restore(_abstract(_state()))
+
+
+def test_saving_replicated_arrays_on_one_process_runs_no_device_op(make_checkpointer):
+    """One process holds every replica, so each array is copied to the host once. Orbax's default
+    (replica-parallel writes) slices every array per replica: an eager op per slice, compiled per
+    shape and device, seconds on a model's first save."""
+    replicated = NamedSharding(Mesh(np.array(jax.devices()), ("data",)), P())
+    # Shapes no other test uses: an op compiled elsewhere in this process would hide a slice.
+    state = {f"w{i}": jax.device_put(jnp.ones((24, 40 + i)), replicated) for i in range(3)}
+    lowered = []
+
+    def on_event(event, duration, **kwargs):
+        if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+            lowered.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(on_event)
+    try:
+        ckpt = make_checkpointer()
+        ckpt.save(1, state, DATA_STATE)
+        ckpt.wait()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_event)
+    assert len(jax.devices()) == 8 and lowered == []
+    restored, _, _ = ckpt.restore(jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state))
+    assert all(np.array_equal(restored[k], state[k]) for k in state)
