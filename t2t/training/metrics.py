@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Mapping
 
-from tensorboardX import SummaryWriter
+
+def _import_tensorboardx_without_torch() -> None:
+    """Import tensorboardX, keeping it from importing torch.
+
+    When torch is installed, tensorboardX imports it at import time (2 s of every run's start),
+    only so that its writer also accepts torch tensors; t2t writes floats. A None entry in
+    `sys.modules` makes `import torch` raise ImportError, which tensorboardX catches. Where torch
+    is already imported, nothing changes.
+    """
+    if "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        import tensorboardX  # noqa: F401
+    finally:
+        del sys.modules["torch"]
+
+
+_import_tensorboardx_without_torch()
+from tensorboardX import SummaryWriter  # noqa: E402
 
 
 class MetricsWriter:

@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -72,6 +74,15 @@ def test_tensorboard_event_files_per_split(run_dir):
         events = list((run_dir / "tensorboard" / split).glob("events.out.tfevents.*"))
         assert events and all(e.stat().st_size > 0 for e in events), split
     assert sorted(p.name for p in (run_dir / "tensorboard").iterdir()) == ["train", "validation"]
+
+
+def test_a_run_does_not_import_torch():
+    """tensorboardX would import torch, when installed, at import (2 s of every run's start)."""
+    pytest.importorskip("torch")
+    check = ("import sys; import t2t.cli, t2t.training.trainer; "
+             "from t2t.training.metrics import SummaryWriter; print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.stdout.split() == ["False"], result.stderr[-2000:]
 
 
 @pytest.mark.parametrize("device_kind, flops", [
