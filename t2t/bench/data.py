@@ -265,7 +265,6 @@ def machine_info() -> dict:
     return {
         **machine.host(),
         "processor": platform.processor(),
-        "nproc": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "numpy": np.__version__,
@@ -356,7 +355,7 @@ def markdown(result: dict) -> str:
         "",
         f"Batches of {s['batch_size']} rows; median of {s['repeats']} windows over {s['seconds_per_case']:g} s per "
         f"case after a warm-up batch; one process pinned to one CPU. Machine: {machine.cpu_summary(m)} "
-        f"({m['nproc']} CPUs), load average {m['load_average_before'][0]} before / "
+        f"({m['cpu_cores']} CPUs), load average {m['load_average_before'][0]} before / "
         f"{m['load_average_after'][0]} after ('per CPU-s' divides by this process's CPU time instead of wall "
         f"time, so it is robust to other load on the core; the target applies to wall time), Python {m['python']}, NumPy {m['numpy']}, "
         f"commit {(m['git_commit'] or '?')[:10]}{' (dirty tree)' if m['git_dirty'] else ''}, {m['date']}.",

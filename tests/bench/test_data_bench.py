@@ -36,7 +36,7 @@ def test_json_structure_and_target(result):
     json.dumps(result)  # serialisable as is
     assert {"machine", "settings", "corpus", "tokenization", "cases", "target"} <= set(result)
     machine = result["machine"]
-    for key in ("processor", "cpu_model", "cpu_family", "cpu_vector_flags", "nproc",
+    for key in ("processor", "cpu_model", "cpu_family", "cpu_vector_flags", "cpu_cores",
                 "load_average_before", "load_average_after", "python", "numpy", "date", "git_commit"):
         assert key in machine
     assert result["tokenization"]["threads"] == 1 and result["tokenization"]["tokens_per_s"] > 0
