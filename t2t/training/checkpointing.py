@@ -21,10 +21,12 @@ Fine-tuning, inference and export need only the parameters: `restore_params` rea
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import numpy as np
@@ -50,6 +52,30 @@ def _state_handler() -> ocp.PyTreeCheckpointHandler:
         handlers[jax.Array] = ocp.type_handlers.ArrayHandler(use_replica_parallel=False)
     registry = ocp.type_handlers.create_type_handler_registry(*handlers.items())
     return ocp.PyTreeCheckpointHandler(type_handler_registry=registry)
+
+
+@contextlib.contextmanager
+def _reads_of_failed_restores_quiet() -> Iterator[None]:
+    """Drop the tracebacks of reads that complete after a failed restore, while this is open.
+
+    Orbax restores in an event loop of its own and closes it when a read fails (a corrupt
+    checkpoint); the reads still in flight then complete into the closed loop, and each reports
+    RuntimeError('Event loop is closed') through `sys.unraisablehook`: dozens of tracebacks under
+    the warning that says what happened. They all arrive before the next restore returns. Only
+    that error is dropped.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 class Checkpointer:
@@ -107,29 +133,30 @@ class Checkpointer:
         if not candidates:
             raise FileNotFoundError(f"No checkpoint in {self.directory}.")
         failed = []
-        for candidate in candidates:
-            try:
-                restored = self._manager.restore(
-                    candidate,
-                    args=ocp.args.Composite(
-                        state=ocp.args.PyTreeRestore(
-                            abstract_state, ocp.checkpoint_utils.construct_restore_args(
-                                abstract_state)),
-                        data=ocp.args.JsonRestore()))
-            except Exception as error:  # any damage: unreadable files, bad metadata, bad shapes
-                if step is not None:
-                    raise
-                failed.append(candidate)
-                log.warning("Checkpoint at step %d in %s is corrupt or incomplete (%s: %s); "
-                            "trying an older one.", candidate, self.directory,
-                            type(error).__name__, str(error).splitlines()[0][:200])
-                continue
-            if failed:
-                self._set_aside(failed)
-                log.warning("Restored step %d instead of the newer, corrupt step(s) %s, which "
-                            "are kept in %s as corrupt.<step>.", candidate,
-                            ", ".join(map(str, failed)), self.directory)
-            return restored["state"], restored["data"], candidate
+        with _reads_of_failed_restores_quiet():
+            for candidate in candidates:
+                try:
+                    restored = self._manager.restore(
+                        candidate,
+                        args=ocp.args.Composite(
+                            state=ocp.args.PyTreeRestore(
+                                abstract_state, ocp.checkpoint_utils.construct_restore_args(
+                                    abstract_state)),
+                            data=ocp.args.JsonRestore()))
+                except Exception as error:  # any damage: unreadable files, bad metadata, bad shapes
+                    if step is not None:
+                        raise
+                    failed.append(candidate)
+                    log.warning("Checkpoint at step %d in %s is corrupt or incomplete (%s: %s); "
+                                "trying an older one.", candidate, self.directory,
+                                type(error).__name__, str(error).splitlines()[0][:200])
+                    continue
+                if failed:
+                    self._set_aside(failed)
+                    log.warning("Restored step %d instead of the newer, corrupt step(s) %s, which "
+                                "are kept in %s as corrupt.<step>.", candidate,
+                                ", ".join(map(str, failed)), self.directory)
+                return restored["state"], restored["data"], candidate
         raise RuntimeError(f"No checkpoint in {self.directory} could be restored (tried steps "
                            f"{', '.join(map(str, failed))}); see the warnings above.")
 
