@@ -20,8 +20,9 @@ legacy: its positions started after the padding index, 1), so rows 0 and 1 are n
 them; export writes zeros there. HF's `final_logits_bias` is a buffer, not a parameter: HF
 creates it as zeros and no optimizer moves it. Export writes zeros, and import refuses a
 checkpoint where it is not zero. HF scales the query by 1/sqrt(head_dim) at run time, as our
-BART does (`runtime_attention_scale`; a config that folds it into the query converts too). HF's three dropout rates (`dropout`,
-`attention_dropout`, `activation_dropout`) become our one, its `dropout`.
+BART does (`runtime_attention_scale`; a config that folds it into the query converts too). HF's
+three dropout rates (`dropout`, `attention_dropout`, `activation_dropout`) become our one, its
+`dropout`.
 """
 
 from __future__ import annotations

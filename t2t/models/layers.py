@@ -395,8 +395,9 @@ def fused_attention(query: Array, key: Array, value: Array, mask: Array | RowLen
 
     query [b, q, h, d], key and value [b, k, h, d], mask [b, 1, q, k] or `RowLengths`, bias
     [1 or b, h, q, k] -> [b, q, h, d]. scale=1: the 1/sqrt(d) is already in the query (its init,
-    or `runtime_attention_scale`), as in the einsum path. `is_causal` adds the causal mask inside the kernel, which then skips the blocks
-    above the diagonal; `mask` keeps the packing and padding.
+    or `runtime_attention_scale`), as in the einsum path. `is_causal` adds the causal mask inside
+    the kernel, which then skips the blocks above the diagonal; `mask` keeps the packing and
+    padding.
     """
     lengths = {}
     if isinstance(mask, RowLengths):
